@@ -1,0 +1,47 @@
+#pragma once
+// The exceptions maskgen throws at its API and I/O edges. Every message names the argument (and
+// the row or element where there is one) and says what was expected.
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace maskgen {
+
+// Base of everything maskgen throws on purpose.
+class error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// An argument has the wrong shape, value or range.
+class argument_error : public error {
+ public:
+  using error::error;
+};
+
+// A file is missing or cannot be read.
+class io_error : public error {
+ public:
+  using error::error;
+};
+
+// A file was read but its contents are corrupt, inconsistent or of a kind maskgen does not support.
+class format_error : public error {
+ public:
+  using error::error;
+};
+
+namespace detail {
+
+// Streams every argument into one string: cat("row ", 3, " has ", n, " tokens").
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return std::move(out).str();
+}
+
+}  // namespace detail
+}  // namespace maskgen
