@@ -166,7 +166,7 @@ class Tokenizer {
     const auto n = static_cast<std::size_t>(std::ranges::size(texts));
     std::vector<std::vector<std::int32_t>> rows(n);
     const int threads = detail::resolve_thread_count(options.num_threads, "PaddingOptions::num_threads");
-    detail::parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
+    detail::parallel_for_dynamic(n, threads, encode_grain, [&](std::size_t begin, std::size_t end) {
       std::vector<std::int32_t> content;
       for (std::size_t i = begin; i < end; ++i) {
         backend_.encode(std::string_view(std::ranges::begin(texts)[static_cast<std::ptrdiff_t>(i)]), content);
@@ -286,7 +286,7 @@ class Tokenizer {
     const auto n = static_cast<std::size_t>(ids.rows());
     std::vector<std::string> texts(n);
     const int threads = detail::resolve_thread_count(options.num_threads, "DecodeOptions::num_threads");
-    detail::parallel_for(n, threads, [&](std::size_t begin, std::size_t end) {
+    detail::parallel_for_dynamic(n, threads, encode_grain, [&](std::size_t begin, std::size_t end) {
       std::vector<std::int32_t> row;
       for (std::size_t r = begin; r < end; ++r) {
         const auto i = static_cast<Eigen::Index>(r);
@@ -307,6 +307,8 @@ class Tokenizer {
     });
     return texts;
   }
+
+  static constexpr std::size_t encode_grain = 4;  // texts per block handed to a thread
 
   Backend backend_;
   std::shared_ptr<std::atomic<bool>> warned_pad_fallback_;  // the EOS fallback is logged once
