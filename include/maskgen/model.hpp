@@ -1,0 +1,358 @@
+#pragma once
+// Model<Scalar>: a decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3),
+// loaded from a Hugging Face folder and immutable afterwards, so one model can serve many threads.
+//
+// The public interface is padded (input_ids + attention_mask, as tokenizers return them); inside,
+// each row is reduced to its run of real tokens, the rows' tokens are packed into one matrix for
+// the projections, and attention runs over per-row caches of real tokens. Positions come from the
+// mask here, inside the forward pass: a real token's position is the number of real tokens before
+// it in its row (plus what the row's cache already holds).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "attention.hpp"
+#include "config.hpp"
+#include "detail/parallel.hpp"
+#include "error.hpp"
+#include "kv_cache.hpp"
+#include "ops/matmul.hpp"
+#include "ops/rms_norm.hpp"
+#include "ops/rope.hpp"
+#include "ops/swiglu.hpp"
+#include "padding.hpp"
+#include "safetensors.hpp"
+
+namespace maskgen {
+
+// Which positions get logits.
+enum class LogitsFor {
+  Last,  // each row's last real token: [batch, vocab], whichever side the row was padded on
+  All,   // every position: [batch * seq, vocab], row b * seq + t; pad positions hold zeros
+};
+
+struct ForwardOptions {
+  LogitsFor logits = LogitsFor::Last;  // which positions get logits
+  int num_threads = 0;                 // threads for the kernels; 0 uses every core
+};
+
+// A batch without padding: each row's real tokens, one row after another.
+struct PackedBatch {
+  std::vector<std::int32_t> tokens;      // [tokens] real token ids, row after row
+  std::vector<std::size_t> row_offsets;  // [rows + 1] row r owns tokens [row_offsets[r], row_offsets[r + 1])
+  std::vector<std::size_t> cache_rows;   // [rows] the cache row that row r extends
+
+  std::size_t rows() const { return cache_rows.size(); }
+  std::size_t row_length(std::size_t r) const { return row_offsets[r + 1] - row_offsets[r]; }
+};
+
+// Checks a padded batch (DESIGN 2.9): equal shapes, mask values 0/1, at least one real token per
+// row, real ids inside the vocabulary. Pad positions may hold any id.
+inline void validate_batch(const TokenMatrix& input_ids, const TokenMatrix& attention_mask, std::int64_t vocab_size) {
+  using detail::cat;
+  if (input_ids.rows() != attention_mask.rows() || input_ids.cols() != attention_mask.cols()) {
+    throw argument_error(cat("input_ids has shape [", input_ids.rows(), ", ", input_ids.cols(),
+                             "] but attention_mask has shape [", attention_mask.rows(), ", ",
+                             attention_mask.cols(), "]; they must be equal"));
+  }
+  for (Eigen::Index r = 0; r < input_ids.rows(); ++r) {
+    Eigen::Index real = 0;
+    for (Eigen::Index c = 0; c < input_ids.cols(); ++c) {
+      const std::int32_t m = attention_mask(r, c), id = input_ids(r, c);
+      if (m != 0 && m != 1) {
+        throw argument_error(cat("attention_mask[", r, ", ", c, "] is ", m, "; mask values must be 0 or 1"));
+      }
+      if (m == 1 && (id < 0 || id >= vocab_size)) {
+        throw argument_error(cat("input_ids[", r, ", ", c, "] is ", id, ", outside the vocabulary [0, ",
+                                 vocab_size, ")"));
+      }
+      real += m;
+    }
+    if (real == 0) throw argument_error(cat("attention_mask row ", r, " has no real token (all zeros)"));
+  }
+}
+
+// The real tokens of a validated padded batch; row r extends cache row r.
+inline PackedBatch pack(const TokenMatrix& input_ids, const TokenMatrix& attention_mask) {
+  PackedBatch batch;
+  batch.row_offsets.push_back(0);
+  for (Eigen::Index r = 0; r < input_ids.rows(); ++r) {
+    for (Eigen::Index c = 0; c < input_ids.cols(); ++c) {
+      if (attention_mask(r, c) == 1) batch.tokens.push_back(input_ids(r, c));
+    }
+    batch.row_offsets.push_back(batch.tokens.size());
+    batch.cache_rows.push_back(static_cast<std::size_t>(r));
+  }
+  return batch;
+}
+
+template <class Scalar>
+class Model {
+ public:
+  using Matrix = ops::Matrix<Scalar>;                      // row-major
+  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+
+  // Reads config.json and the safetensors weights (F32, F16 or BF16, converted to Scalar).
+  static Model load(const std::filesystem::path& dir);
+
+  const ModelConfig& config() const { return config_; }
+
+  // An empty cache for `rows` rows.
+  KVCache<Scalar> make_cache(std::size_t rows) const { return KVCache<Scalar>(config_, rows); }
+
+  // Logits of a padded batch. With a cache, each row's real tokens continue that cache row (the
+  // cache must have as many rows as the batch); without one, each row starts fresh.
+  Matrix forward(const TokenMatrix& input_ids, const TokenMatrix& attention_mask,
+                 KVCache<Scalar>* cache = nullptr, const ForwardOptions& options = {}) const {
+    validate_batch(input_ids, attention_mask, config_.vocab_size);
+    const PackedBatch batch = pack(input_ids, attention_mask);
+    std::optional<KVCache<Scalar>> local;
+    if (!cache) cache = &local.emplace(make_cache(batch.rows()));
+    if (cache->rows() != batch.rows()) {
+      throw argument_error(detail::cat("cache has ", cache->rows(), " rows but the batch has ", batch.rows()));
+    }
+    const Matrix packed = forward_packed(batch, *cache, options);
+    if (options.logits == LogitsFor::Last) return packed;
+    // Scatter every real token's logits to its place in the padded layout; pads stay zero.
+    Matrix all = Matrix::Zero(input_ids.rows() * input_ids.cols(), config_.vocab_size);
+    Eigen::Index t = 0;
+    for (Eigen::Index r = 0; r < input_ids.rows(); ++r)
+      for (Eigen::Index c = 0; c < input_ids.cols(); ++c)
+        if (attention_mask(r, c) == 1) all.row(r * input_ids.cols() + c) = packed.row(t++);
+    return all;
+  }
+
+  // Logits of a padding-free batch: [rows, vocab] (LogitsFor::Last) or [tokens, vocab] (All).
+  // Appends every row's tokens to its cache row.
+  Matrix forward_packed(const PackedBatch& batch, KVCache<Scalar>& cache, const ForwardOptions& options = {}) const {
+    const int threads = detail::resolve_thread_count(options.num_threads, "ForwardOptions::num_threads");
+    const std::vector<QuerySpan> spans = query_spans(batch, cache);  // validates lengths first
+    std::vector<std::int32_t> positions(spans.size());
+    for (std::size_t t = 0; t < spans.size(); ++t) positions[t] = static_cast<std::int32_t>(spans[t].keys - 1);
+    const ops::RopeTable<Scalar> rope(positions, inverse_frequencies_);
+
+    Matrix x = embed(batch.tokens);  // [tokens, hidden]
+    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, x, batch, spans, rope, cache, threads);
+    for (std::size_t r = 0; r < batch.rows(); ++r) cache.commit(batch.cache_rows[r], batch.row_length(r));
+
+    if (options.logits == LogitsFor::Last) {
+      Matrix last(static_cast<Eigen::Index>(batch.rows()), x.cols());  // [rows, hidden]
+      for (std::size_t r = 0; r < batch.rows(); ++r)
+        last.row(static_cast<Eigen::Index>(r)) = x.row(static_cast<Eigen::Index>(batch.row_offsets[r + 1] - 1));
+      return logits(last, threads);
+    }
+    return logits(x, threads);
+  }
+
+ private:
+  struct Layer {
+    Vector input_norm;           // [hidden]
+    Matrix q_proj;               // [heads * head_dim, hidden]
+    Matrix k_proj, v_proj;       // [kv_heads * head_dim, hidden]
+    Matrix o_proj;               // [hidden, heads * head_dim]
+    Vector q_bias, k_bias, v_bias, o_bias;  // empty when the architecture has none
+    Vector q_norm, k_norm;       // [head_dim] (Qwen3) or empty
+    Vector post_attention_norm;  // [hidden]
+    Matrix gate_proj, up_proj;   // [intermediate, hidden]
+    Matrix down_proj;            // [hidden, intermediate]
+  };
+
+  // One decoder layer, as the architecture reads.  x: [tokens, hidden], updated in place.
+  void decoder_layer(std::size_t l, Matrix& x, const PackedBatch& batch, std::span<const QuerySpan> spans,
+                     const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads) const {
+    const Layer& w = layers_[l];
+    Matrix h(x.rows(), x.cols());                                   // [tokens, hidden]
+    ops::rms_norm(x, w.input_norm, config_.rms_norm_eps, h);
+    x += self_attention(l, h, batch, spans, rope, cache, threads);  // residual
+    ops::rms_norm(x, w.post_attention_norm, config_.rms_norm_eps, h);
+    x += mlp(w, h, threads);                                        // residual
+  }
+
+  // h: [tokens, hidden] -> [tokens, hidden]
+  Matrix self_attention(std::size_t l, const Matrix& h, const PackedBatch& batch, std::span<const QuerySpan> spans,
+                        const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads) const {
+    const Layer& w = layers_[l];
+    const auto head_dim = config_.head_dim;
+    Matrix q, k, v;
+    project(h, w.q_proj, w.q_bias, q, threads);  // [tokens, heads * head_dim]
+    project(h, w.k_proj, w.k_bias, k, threads);  // [tokens, kv_heads * head_dim]
+    project(h, w.v_proj, w.v_bias, v, threads);  // [tokens, kv_heads * head_dim]
+    if (config_.qk_norm) {  // per head, before RoPE
+      norm_heads(q, w.q_norm);
+      norm_heads(k, w.k_norm);
+    }
+    ops::apply_rope(q, rope, head_dim);
+    ops::apply_rope(k, rope, head_dim);
+    for (std::size_t r = 0; r < batch.rows(); ++r) {
+      const auto first = static_cast<Eigen::Index>(batch.row_offsets[r]);
+      cache.append(l, batch.cache_rows[r], k.row(first).data(), v.row(first).data(), batch.row_length(r));
+    }
+    Matrix attended;  // [tokens, heads * head_dim]
+    ops::attend(q, spans, cache, l, static_cast<std::size_t>(config_.num_heads),
+                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), attended, threads);
+    Matrix out;
+    project(attended, w.o_proj, w.o_bias, out, threads);  // [tokens, hidden]
+    return out;
+  }
+
+  // The SwiGLU MLP.  h: [tokens, hidden] -> [tokens, hidden]
+  Matrix mlp(const Layer& w, const Matrix& h, int threads) const {
+    Matrix gate, up, down;
+    ops::matmul_transposed(h, w.gate_proj, gate, threads);  // [tokens, intermediate]
+    ops::matmul_transposed(h, w.up_proj, up, threads);      // [tokens, intermediate]
+    ops::swiglu(gate, up);
+    ops::matmul_transposed(gate, w.down_proj, down, threads);  // [tokens, hidden]
+    return down;
+  }
+
+  // y = x · Wᵀ + bias.
+  static void project(const Matrix& x, const Matrix& weight, const Vector& bias, Matrix& y, int threads) {
+    ops::matmul_transposed(x, weight, y, threads);
+    if (bias.size() > 0) y.rowwise() += bias.transpose();
+  }
+
+  // RMSNorm of every head of every token.  x: [tokens, heads * head_dim]
+  void norm_heads(Matrix& x, const Vector& weight) const {
+    Eigen::Map<Matrix> heads(x.data(), x.rows() * (x.cols() / config_.head_dim), config_.head_dim);
+    ops::rms_norm(heads, weight, config_.rms_norm_eps, heads);
+  }
+
+  // tokens -> [tokens, hidden]
+  Matrix embed(std::span<const std::int32_t> tokens) const {
+    Matrix x(static_cast<Eigen::Index>(tokens.size()), config_.hidden_size);
+    for (std::size_t t = 0; t < tokens.size(); ++t) x.row(static_cast<Eigen::Index>(t)) = embed_tokens_.row(tokens[t]);
+    return x;
+  }
+
+  // Final norm and output head.  x: [n, hidden] -> [n, vocab]
+  Matrix logits(const Matrix& x, int threads) const {
+    Matrix h(x.rows(), x.cols());
+    ops::rms_norm(x, final_norm_, config_.rms_norm_eps, h);
+    Matrix out;
+    ops::matmul_transposed(h, lm_head_ ? *lm_head_ : embed_tokens_, out, threads);
+    return out;
+  }
+
+  // Where each packed token reads: its cache row, and how many keys it sees (its position + 1).
+  // Refuses contexts the model cannot attend over correctly.
+  std::vector<QuerySpan> query_spans(const PackedBatch& batch, const KVCache<Scalar>& cache) const {
+    using detail::cat;
+    if (batch.row_offsets.size() != batch.rows() + 1 || batch.row_offsets.back() != batch.tokens.size()) {
+      throw argument_error("PackedBatch: row_offsets must hold rows + 1 offsets ending at the token count");
+    }
+    std::vector<QuerySpan> spans;
+    spans.reserve(batch.tokens.size());
+    for (std::size_t r = 0; r < batch.rows(); ++r) {
+      const std::size_t row = batch.cache_rows[r];
+      if (row >= cache.rows()) throw argument_error(cat("PackedBatch row ", r, " names cache row ", row, " of ", cache.rows()));
+      const std::size_t before = cache.length(row), total = before + batch.row_length(r);
+      if (total > static_cast<std::size_t>(config_.max_position_embeddings)) {
+        throw argument_error(cat("row ", r, " would hold ", total, " tokens but the model's context is ",
+                                 config_.max_position_embeddings, " (max_position_embeddings)"));
+      }
+      if (config_.sliding_window && total > static_cast<std::size_t>(*config_.sliding_window)) {
+        throw argument_error(cat("row ", r, " would hold ", total, " tokens, more than the model's sliding window of ",
+                                 *config_.sliding_window, "; maskgen does not implement sliding-window attention"));
+      }
+      for (std::size_t i = 0; i < batch.row_length(r); ++i) {
+        const std::int32_t id = batch.tokens[batch.row_offsets[r] + i];
+        if (id < 0 || id >= config_.vocab_size) {
+          throw argument_error(cat("PackedBatch row ", r, " token ", i, " is ", id, ", outside the vocabulary [0, ",
+                                   config_.vocab_size, ")"));
+        }
+        spans.push_back({row, before + i + 1});
+      }
+    }
+    return spans;
+  }
+
+  ModelConfig config_;
+  std::vector<double> inverse_frequencies_;  // [head_dim / 2]
+  Matrix embed_tokens_;                      // [vocab, hidden]
+  std::vector<Layer> layers_;
+  Vector final_norm_;                        // [hidden]
+  std::optional<Matrix> lm_head_;            // [vocab, hidden]; absent when tied to embed_tokens_
+};
+
+namespace detail {
+
+// Reads tensors of a checkpoint into Scalar matrices, checking shapes and finiteness.
+template <class Scalar>
+class WeightReader {
+ public:
+  explicit WeightReader(const SafetensorsCheckpoint& checkpoint) : checkpoint_(checkpoint) {}
+
+  typename Model<Scalar>::Matrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const {
+    typename Model<Scalar>::Matrix m(rows, cols);
+    read(name, {rows, cols}, m.data());
+    return m;
+  }
+  typename Model<Scalar>::Vector vector(const std::string& name, std::int64_t n) const {
+    typename Model<Scalar>::Vector v(n);
+    read(name, {n}, v.data());
+    return v;
+  }
+
+ private:
+  void read(const std::string& name, std::vector<std::int64_t> shape, Scalar* out) const {
+    const std::vector<Scalar> values = checkpoint_.template load<Scalar>(name, shape);
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      if (!std::isfinite(values[i])) {
+        throw format_error(cat("tensor ", name, " holds a non-finite value (", values[i], ") at element ", i));
+      }
+    }
+    std::copy(values.begin(), values.end(), out);
+  }
+  const SafetensorsCheckpoint& checkpoint_;
+};
+
+}  // namespace detail
+
+template <class Scalar>
+Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir) {
+  Model model;
+  model.config_ = ModelConfig::load(dir);
+  const ModelConfig& c = model.config_;
+  const auto checkpoint = SafetensorsCheckpoint::open(dir);
+  const detail::WeightReader<Scalar> read(checkpoint);
+  const auto hidden = c.hidden_size, inter = c.intermediate_size;
+  model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
+  model.embed_tokens_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+  for (std::int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer w;
+    w.input_norm = read.vector(p + "input_layernorm.weight", hidden);
+    w.q_proj = read.matrix(p + "self_attn.q_proj.weight", c.q_dim(), hidden);
+    w.k_proj = read.matrix(p + "self_attn.k_proj.weight", c.kv_dim(), hidden);
+    w.v_proj = read.matrix(p + "self_attn.v_proj.weight", c.kv_dim(), hidden);
+    w.o_proj = read.matrix(p + "self_attn.o_proj.weight", hidden, c.q_dim());
+    if (c.qkv_bias) {
+      w.q_bias = read.vector(p + "self_attn.q_proj.bias", c.q_dim());
+      w.k_bias = read.vector(p + "self_attn.k_proj.bias", c.kv_dim());
+      w.v_bias = read.vector(p + "self_attn.v_proj.bias", c.kv_dim());
+    }
+    if (c.o_bias) w.o_bias = read.vector(p + "self_attn.o_proj.bias", hidden);
+    if (c.qk_norm) {
+      w.q_norm = read.vector(p + "self_attn.q_norm.weight", c.head_dim);
+      w.k_norm = read.vector(p + "self_attn.k_norm.weight", c.head_dim);
+    }
+    w.post_attention_norm = read.vector(p + "post_attention_layernorm.weight", hidden);
+    w.gate_proj = read.matrix(p + "mlp.gate_proj.weight", inter, hidden);
+    w.up_proj = read.matrix(p + "mlp.up_proj.weight", inter, hidden);
+    w.down_proj = read.matrix(p + "mlp.down_proj.weight", hidden, inter);
+    model.layers_.push_back(std::move(w));
+  }
+  model.final_norm_ = read.vector("model.norm.weight", hidden);
+  if (!c.tie_word_embeddings) model.lm_head_ = read.matrix("lm_head.weight", c.vocab_size, hidden);
+  return model;
+}
+
+}  // namespace maskgen

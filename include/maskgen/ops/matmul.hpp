@@ -1,0 +1,104 @@
+#pragma once
+// Y = X · Wᵀ, the projection of every layer: X [m, k] activations, W [n, k] weights (row-major, as
+// stored in checkpoints), Y [m, n].
+//
+// Batch invariance by construction: every element Y[i, j] is the dot product of X row i and W row
+// j, accumulated in one fixed order (k in steps of one SIMD vector into one vector accumulator,
+// then the lanes summed in a fixed order, then the k % lanes tail). That order does not depend on
+// m, on which other rows are in X, on how the work is tiled or on how many threads run: threads
+// split the output columns (rows of W), never k.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+
+#include <Eigen/Core>
+
+#include "../detail/parallel.hpp"
+#include "matrix.hpp"
+
+namespace maskgen::ops {
+
+namespace detail {
+
+// A SIMD vector of 32 bytes (8 floats, 4 doubles); one or two machine registers.
+template <class Scalar>
+struct Simd {
+  typedef Scalar type __attribute__((vector_size(32)));
+  static constexpr std::size_t lanes = 32 / sizeof(Scalar);
+  // By reference, never by value: passing 32-byte vectors by value changes the ABI without AVX.
+  static void load(type& v, const Scalar* p) { std::memcpy(&v, p, sizeof v); }
+};
+
+// The fixed final step of every dot product: lanes summed left to right, then the tail.
+template <class Scalar>
+inline Scalar finish(const typename Simd<Scalar>::type& acc, const Scalar* x, const Scalar* w, std::size_t k0,
+                     std::size_t k) {
+  Scalar s = acc[0];
+  for (std::size_t l = 1; l < Simd<Scalar>::lanes; ++l) s += acc[l];
+  for (std::size_t t = k0; t < k; ++t) s += x[t] * w[t];
+  return s;
+}
+
+// R rows of X times C rows of W: R*C dot products of length k, each accumulated exactly as a
+// lone dot product would be.  x: [R, ldx], w: [C, ldw], y: [R, ldy] (C columns written).
+template <class Scalar, int R, int C>
+inline void dot_tile(const Scalar* x, std::size_t ldx, const Scalar* w, std::size_t ldw, std::size_t k,
+                     Scalar* y, std::size_t ldy) {
+  using S = Simd<Scalar>;
+  typename S::type acc[R][C] = {};
+  const std::size_t k_vec = k - k % S::lanes;
+  for (std::size_t t = 0; t < k_vec; t += S::lanes) {
+    typename S::type wv[C];
+    for (int c = 0; c < C; ++c) S::load(wv[c], w + c * ldw + t);
+    for (int r = 0; r < R; ++r) {
+      typename S::type xv;
+      S::load(xv, x + r * ldx + t);
+      for (int c = 0; c < C; ++c) acc[r][c] += xv * wv[c];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) y[r * ldy + c] = finish<Scalar>(acc[r][c], x + r * ldx, w + c * ldw, k_vec, k);
+  }
+}
+
+// Columns [j0, j1) of Y for all m rows.
+template <class Scalar>
+void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const Scalar* w, std::size_t j0,
+                    std::size_t j1, Scalar* y, std::size_t n) {
+  constexpr std::size_t row_block = 64;  // rows of X kept hot in cache while W streams by
+  for (std::size_t i0 = 0; i0 < m; i0 += row_block) {
+    const std::size_t i1 = std::min(m, i0 + row_block);
+    std::size_t j = j0;
+    for (; j + 4 <= j1; j += 4) {
+      std::size_t i = i0;
+      for (; i + 2 <= i1; i += 2) dot_tile<Scalar, 2, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+      for (; i < i1; ++i) dot_tile<Scalar, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+    }
+    for (; j < j1; ++j) {
+      for (std::size_t i = i0; i < i1; ++i) dot_tile<Scalar, 1, 1>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+    }
+  }
+}
+
+}  // namespace detail
+
+// y = x · wᵀ.  x: [m, k], w: [n, k], y: resized to [m, n]. Threads split the n output columns in
+// blocks of 16; the result is bitwise the same for any thread count and any m.
+template <class Scalar>
+void matmul_transposed(const Matrix<Scalar>& x, const Matrix<Scalar>& w, Matrix<Scalar>& y, int threads) {
+  eigen_assert(x.cols() == w.cols());
+  const auto m = static_cast<std::size_t>(x.rows()), k = static_cast<std::size_t>(x.cols()),
+             n = static_cast<std::size_t>(w.rows());
+  y.resize(x.rows(), w.rows());
+  constexpr std::size_t column_block = 16;
+  const std::size_t blocks = (n + column_block - 1) / column_block;
+  // Below this much work a second thread costs more than it saves.
+  if (m * n * k < 32768) threads = 1;
+  maskgen::detail::parallel_for(blocks, threads, [&](std::size_t b0, std::size_t b1) {
+    detail::matmul_columns(x.data(), m, k, w.data(), b0 * column_block, std::min(n, b1 * column_block),
+                           y.data(), n);
+  });
+}
+
+}  // namespace maskgen::ops

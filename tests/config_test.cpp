@@ -1,0 +1,146 @@
+// config.json parsing: both RoPE spellings, the families' differences, and clear refusals.
+
+#include <maskgen/config.hpp>
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace maskgen {
+namespace {
+
+nlohmann::json llama() {
+  return nlohmann::json::parse(R"({
+    "model_type": "llama", "vocab_size": 512, "hidden_size": 64, "intermediate_size": 172,
+    "num_hidden_layers": 5, "num_attention_heads": 8, "num_key_value_heads": 4,
+    "max_position_embeddings": 512, "rms_norm_eps": 1e-05, "tie_word_embeddings": true,
+    "bos_token_id": 1, "eos_token_id": 2, "pad_token_id": null,
+    "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}})");
+}
+
+template <class F>
+void expect_format_error(F&& f, std::initializer_list<std::string_view> words) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const format_error& e) {
+    for (auto w : words) EXPECT_NE(std::string_view(e.what()).find(w), std::string_view::npos) << e.what();
+  }
+}
+
+TEST(Config, ReadsTransformers5Llama) {
+  const auto c = ModelConfig::from_json(llama());
+  EXPECT_EQ(c.architecture, Architecture::Llama);
+  EXPECT_EQ(c.head_dim, 8);
+  EXPECT_EQ(c.kv_dim(), 32);
+  EXPECT_TRUE(c.tie_word_embeddings);
+  EXPECT_FALSE(c.qkv_bias);
+  EXPECT_EQ(c.rope.type, RopeType::Default);
+  EXPECT_EQ(c.rope.theta, 10000.0);
+  EXPECT_EQ(c.bos_token_id, 1);
+  EXPECT_EQ(c.eos_token_ids, std::vector<std::int32_t>{2});
+  EXPECT_EQ(c.pad_token_id, std::nullopt);
+}
+
+TEST(Config, ReadsTransformers4RopeSpelling) {
+  auto j = llama();
+  j.erase("rope_parameters");
+  j["rope_theta"] = 500000.0;
+  j["rope_scaling"] = nullptr;
+  EXPECT_EQ(ModelConfig::from_json(j).rope.theta, 500000.0);
+  j["rope_scaling"] = {{"type", "linear"}, {"factor", 4.0}};
+  const auto c = ModelConfig::from_json(j);
+  EXPECT_EQ(c.rope.type, RopeType::Linear);
+  EXPECT_EQ(c.rope.factor, 4.0);
+  EXPECT_EQ(c.rope.theta, 500000.0);
+}
+
+TEST(Config, Llama3FrequenciesFollowTheScheme) {
+  auto j = llama();
+  j["rope_parameters"] = {{"rope_type", "llama3"}, {"rope_theta", 500000.0}, {"factor", 8.0},
+                          {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                          {"original_max_position_embeddings", 8192}};
+  j["head_dim"] = 128;
+  const auto c = ModelConfig::from_json(j);
+  const auto inv = c.rope.inverse_frequencies(128);
+  ASSERT_EQ(inv.size(), 64u);
+  for (std::size_t i = 0; i < inv.size(); ++i) {
+    const double base = std::pow(500000.0, -static_cast<double>(2 * i) / 128.0);
+    const double wavelen = 2 * std::numbers::pi / base;
+    if (wavelen < 8192.0 / 4.0) {
+      EXPECT_DOUBLE_EQ(inv[i], base) << i;  // high frequencies untouched
+    } else if (wavelen > 8192.0) {
+      EXPECT_DOUBLE_EQ(inv[i], base / 8.0) << i;  // low frequencies slowed by the factor
+    } else {
+      EXPECT_LT(inv[i], base) << i;
+      EXPECT_GT(inv[i], base / 8.0) << i;
+    }
+  }
+}
+
+TEST(Config, FamilyDifferences) {
+  auto q2 = llama();
+  q2["model_type"] = "qwen2";
+  q2["eos_token_id"] = {151645, 151643};
+  q2["vocab_size"] = 151936;
+  q2["sliding_window"] = 4096;
+  q2["use_sliding_window"] = false;
+  auto c = ModelConfig::from_json(q2);
+  EXPECT_TRUE(c.qkv_bias);
+  EXPECT_FALSE(c.o_bias);
+  EXPECT_EQ(c.sliding_window, std::nullopt);  // not used
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int32_t>{151645, 151643}));
+  auto q3 = llama();
+  q3["model_type"] = "qwen3";
+  q3["head_dim"] = 32;
+  c = ModelConfig::from_json(q3);
+  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.q_dim(), 256);
+  auto mistral = llama();
+  mistral["model_type"] = "mistral";
+  mistral["sliding_window"] = 4096;
+  EXPECT_EQ(ModelConfig::from_json(mistral).sliding_window, 4096);
+  mistral["sliding_window"] = nullptr;
+  EXPECT_EQ(ModelConfig::from_json(mistral).sliding_window, std::nullopt);
+}
+
+TEST(Config, RefusesWhatItDoesNotImplement) {
+  auto j = llama();
+  j["model_type"] = "gpt2";
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"model_type", "gpt2"});
+  j = llama();
+  j["rope_parameters"]["rope_type"] = "yarn";
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"rope_type", "yarn"});
+  j = llama();
+  j["rope_parameters"]["rope_type"] = "linear";  // no factor
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"factor"});
+  j = llama();
+  j["num_key_value_heads"] = 3;
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"num_key_value_heads", "divide"});
+  j = llama();
+  j.erase("hidden_size");
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"hidden_size", "missing"});
+  j = llama();
+  j["vocab_size"] = "512";
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"vocab_size", "integer"});
+  j = llama();
+  j["hidden_act"] = "gelu";
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"hidden_act", "gelu"});
+  j = llama();
+  j["eos_token_id"] = 9999;
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"eos_token_id", "9999"});
+  j = llama();
+  j["eos_token_id"] = -1;
+  expect_format_error([&] { ModelConfig::from_json(j); }, {"eos_token_id"});
+  expect_format_error([&] { ModelConfig::from_json(nlohmann::json::array()); }, {"object"});
+}
+
+TEST(Config, LoadErrorsNameTheFile) {
+  test::TempDir dir;
+  EXPECT_THROW(ModelConfig::load(dir.path()), io_error);
+  std::ofstream(dir.path() / "config.json") << "{ not json";
+  expect_format_error([&] { ModelConfig::load(dir.path()); }, {"config.json", "JSON"});
+}
+
+}  // namespace
+}  // namespace maskgen
