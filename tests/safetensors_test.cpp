@@ -779,5 +779,34 @@ TEST(SafetensorsStories260K, BF16CopyIsTheFloat32RoundedToNearestEven) {
   RecordProperty("ties", static_cast<int>(ties));
 }
 
+TEST(SafetensorsWrite, RoundTripsThroughTheReader) {
+  test::TempDir dir;
+  const std::vector<float> a = {1.5f, -2.0f, 0.0f, 3.25f, -0.0f, 7.0f};
+  const std::vector<double> b = {1e300, -1e-300};
+  const std::vector<TensorData> tensors = {
+      {"a", DType::F32, {2, 3}, std::as_bytes(std::span(a))},
+      {"b", DType::F64, {2}, std::as_bytes(std::span(b))},
+      {"empty", DType::F32, {0, 4}, {}}};
+  write_safetensors(dir.path() / "w.safetensors", tensors, {{"format", "pt"}});
+  const auto file = SafetensorsFile::open(dir.path() / "w.safetensors");
+  EXPECT_EQ(file.names(), (std::vector<std::string>{"a", "b", "empty"}));
+  EXPECT_EQ(file.metadata().at("format"), "pt");
+  EXPECT_EQ(file.info("a").shape, (std::vector<std::int64_t>{2, 3}));
+  std::vector<float> a_back(6);
+  file.read<float>("a", a_back);
+  EXPECT_EQ(a_back, a);
+  std::vector<double> b_back(2);
+  file.read<double>("b", b_back);
+  EXPECT_EQ(b_back, b);
+  EXPECT_EQ(file.info("empty").numel(), 0);
+  EXPECT_EQ(file.info("a").begin % 8, 0u);  // data section 8-byte aligned
+
+  const std::vector<TensorData> short_data = {{"a", DType::F32, {7}, std::as_bytes(std::span(a))}};
+  EXPECT_THROW(write_safetensors(dir.path() / "x.safetensors", short_data), argument_error);
+  const std::vector<TensorData> twice = {tensors[0], tensors[0]};
+  EXPECT_THROW(write_safetensors(dir.path() / "y.safetensors", twice), argument_error);
+  EXPECT_THROW(write_safetensors(dir.path() / "no/such/dir/z.safetensors", tensors), io_error);
+}
+
 }  // namespace
 }  // namespace maskgen
