@@ -19,6 +19,7 @@
 #include "detail/parallel.hpp"
 #include "kv_cache.hpp"
 #include "ops/matrix.hpp"
+#include "ops/simd.hpp"
 
 namespace maskgen {
 
@@ -50,23 +51,21 @@ void attend(const Matrix<Scalar>& q,
   eigen_assert(static_cast<std::size_t>(q.rows()) == spans.size());
   eigen_assert(static_cast<std::size_t>(q.cols()) == heads * head_dim);
   out.resize(q.rows(), q.cols());
-  const std::size_t group = heads / kv_heads, kv_dim = kv_heads * head_dim;
+  const std::size_t group = heads / kv_heads;
   const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
   const std::size_t items = spans.size() * heads;
-  detail::parallel_for_dynamic(items, threads, 8, [&](std::size_t begin, std::size_t end) {
+  maskgen::detail::parallel_for_dynamic(items, threads, 8, [&](std::size_t begin, std::size_t end) {
     std::vector<Scalar> scores;
     for (std::size_t item = begin; item < end; ++item) {
       const std::size_t t = item / heads, h = item % heads, g = h / group;
       const QuerySpan span = spans[t];
       const Scalar* qv = q.row(static_cast<Eigen::Index>(t)).data() + h * head_dim;
-      const Scalar* k = cache.keys(layer, span.cache_row) + g * head_dim;
-      const Scalar* v = cache.values(layer, span.cache_row) + g * head_dim;
+      const Scalar* k = cache.keys(layer, span.cache_row, g);    // [keys, head_dim]
+      const Scalar* v = cache.values(layer, span.cache_row, g);  // [keys, head_dim]
       scores.resize(span.keys);
       Scalar max_score = -std::numeric_limits<Scalar>::infinity();
       for (std::size_t j = 0; j < span.keys; ++j) {
-        Scalar s = 0;
-        for (std::size_t d = 0; d < head_dim; ++d) s += qv[d] * k[j * kv_dim + d];
-        scores[j] = finite_score(s * scale);
+        scores[j] = finite_score(detail::dot(qv, k + j * head_dim, head_dim) * scale);
         max_score = std::max(max_score, scores[j]);
       }
       Scalar* o = out.row(static_cast<Eigen::Index>(t)).data() + h * head_dim;
@@ -75,7 +74,7 @@ void attend(const Matrix<Scalar>& q,
       for (std::size_t j = 0; j < span.keys; ++j) {
         const Scalar e = std::exp(scores[j] - max_score);
         sum += e;
-        for (std::size_t d = 0; d < head_dim; ++d) o[d] += e * v[j * kv_dim + d];
+        detail::axpy(e, v + j * head_dim, o, head_dim);
       }
       const Scalar inv_sum = Scalar(1) / sum;  // sum >= 1: the largest score contributes exp(0)
       for (std::size_t d = 0; d < head_dim; ++d) o[d] *= inv_sum;

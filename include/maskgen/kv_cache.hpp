@@ -17,8 +17,11 @@ class KVCache {
   // An empty cache for `rows` rows of a model with `config`.
   KVCache(const ModelConfig& config, std::size_t rows)
       : layers_(static_cast<std::size_t>(config.num_layers)),
-        kv_dim_(static_cast<std::size_t>(config.kv_dim())),
-        entries_(rows, std::vector<Entry>(layers_)),
+        kv_heads_(static_cast<std::size_t>(config.num_kv_heads)),
+        head_dim_(static_cast<std::size_t>(config.head_dim)),
+        kv_dim_(kv_heads_ * head_dim_),
+        entries_(rows, std::vector<Entry>(layers_, Entry{std::vector<std::vector<Scalar>>(kv_heads_),
+                                                         std::vector<std::vector<Scalar>>(kv_heads_)})),
         length_(rows, 0) {}
 
   std::size_t rows() const { return entries_.size(); }
@@ -28,15 +31,26 @@ class KVCache {
   // Real tokens cached for `row` (after every layer of the last forward pass).
   std::size_t length(std::size_t row) const { return length_.at(row); }
 
-  // Keys and values of `row` at `layer`, one token after another.  // [tokens, kv_heads * head_dim]
-  const Scalar* keys(std::size_t layer, std::size_t row) const { return entries_[row][layer].k.data(); }
-  const Scalar* values(std::size_t layer, std::size_t row) const { return entries_[row][layer].v.data(); }
+  // Keys and values of KV head `head` of `row` at `layer`, one token after another: each head's
+  // are contiguous, so attention streams them.  // [tokens, head_dim]
+  const Scalar* keys(std::size_t layer, std::size_t row, std::size_t head) const {
+    return entries_[row][layer].k[head].data();
+  }
+  const Scalar* values(std::size_t layer, std::size_t row, std::size_t head) const {
+    return entries_[row][layer].v[head].data();
+  }
 
-  // Appends `count` tokens' keys and values (each [count, kv_dim], row-major) to `row` at `layer`.
+  // Appends `count` tokens' keys and values (each [count, kv_heads * head_dim], row-major, as
+  // the projections produce them) to `row` at `layer`.
   void append(std::size_t layer, std::size_t row, const Scalar* k, const Scalar* v, std::size_t count) {
     auto& e = entries_[row][layer];
-    e.k.insert(e.k.end(), k, k + count * kv_dim_);
-    e.v.insert(e.v.end(), v, v + count * kv_dim_);
+    for (std::size_t h = 0; h < kv_heads_; ++h) {
+      for (std::size_t t = 0; t < count; ++t) {
+        const std::size_t from = t * kv_dim_ + h * head_dim_;
+        e.k[h].insert(e.k[h].end(), k + from, k + from + head_dim_);
+        e.v[h].insert(e.v[h].end(), v + from, v + from + head_dim_);
+      }
+    }
   }
 
   // Records that every layer of `row` now holds `count` more tokens.
@@ -45,8 +59,8 @@ class KVCache {
   // Frees the memory of a finished row; it reads as empty afterwards.
   void release(std::size_t row) {
     for (auto& e : entries_.at(row)) {
-      std::vector<Scalar>().swap(e.k);
-      std::vector<Scalar>().swap(e.v);
+      for (auto& h : e.k) std::vector<Scalar>().swap(h);
+      for (auto& h : e.v) std::vector<Scalar>().swap(h);
     }
     length_[row] = 0;
   }
@@ -55,15 +69,16 @@ class KVCache {
   std::size_t bytes() const {
     std::size_t b = 0;
     for (const auto& row : entries_)
-      for (const auto& e : row) b += (e.k.capacity() + e.v.capacity()) * sizeof(Scalar);
+      for (const auto& e : row)
+        for (std::size_t h = 0; h < kv_heads_; ++h) b += (e.k[h].capacity() + e.v[h].capacity()) * sizeof(Scalar);
     return b;
   }
 
  private:
   struct Entry {
-    std::vector<Scalar> k, v;  // [tokens, kv_dim] each
+    std::vector<std::vector<Scalar>> k, v;  // [kv_heads][tokens * head_dim] each
   };
-  std::size_t layers_, kv_dim_;
+  std::size_t layers_, kv_heads_, head_dim_, kv_dim_;
   std::vector<std::vector<Entry>> entries_;  // [rows][layers]
   std::vector<std::size_t> length_;          // [rows]
 };

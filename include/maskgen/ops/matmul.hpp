@@ -16,29 +16,14 @@
 
 #include "../detail/parallel.hpp"
 #include "matrix.hpp"
+#include "simd.hpp"
 
 namespace maskgen::ops {
 
 namespace detail {
 
-// A SIMD vector of 32 bytes (8 floats, 4 doubles); one or two machine registers.
-template <class Scalar>
-struct Simd {
-  typedef Scalar type __attribute__((vector_size(32)));
-  static constexpr std::size_t lanes = 32 / sizeof(Scalar);
-  // By reference, never by value: passing 32-byte vectors by value changes the ABI without AVX.
-  static void load(type& v, const Scalar* p) { std::memcpy(&v, p, sizeof v); }
-};
-
-// The fixed final step of every dot product: lanes summed left to right, then the tail.
-template <class Scalar>
-inline Scalar finish(const typename Simd<Scalar>::type& acc, const Scalar* x, const Scalar* w, std::size_t k0,
-                     std::size_t k) {
-  Scalar s = acc[0];
-  for (std::size_t l = 1; l < Simd<Scalar>::lanes; ++l) s += acc[l];
-  for (std::size_t t = k0; t < k; ++t) s += x[t] * w[t];
-  return s;
-}
+// Rows of X per tile: R x 4 accumulators must fit the vector registers (32 with AVX-512, else 16).
+inline constexpr int row_tile = simd_bytes == 64 ? 4 : 2;
 
 // R rows of X times C rows of W: R*C dot products of length k, each accumulated exactly as a
 // lone dot product would be.  x: [R, ldx], w: [C, ldw], y: [R, ldy] (C columns written).
@@ -72,7 +57,9 @@ void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const Scalar*
     std::size_t j = j0;
     for (; j + 4 <= j1; j += 4) {
       std::size_t i = i0;
-      for (; i + 2 <= i1; i += 2) dot_tile<Scalar, 2, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+      for (; i + row_tile <= i1; i += row_tile) {
+        dot_tile<Scalar, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+      }
       for (; i < i1; ++i) dot_tile<Scalar, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
     }
     for (; j < j1; ++j) {

@@ -1,0 +1,67 @@
+#pragma once
+// A fixed-width SIMD vector (GCC vector extensions) and the fixed-order reductions the kernels
+// share. The width is fixed for a build, so every reduction's order is too.
+
+#include <cstddef>
+#include <cstring>
+
+namespace maskgen::ops::detail {
+
+// A SIMD vector: 64 bytes where the target has AVX-512, else 32 (one AVX register or two SSE
+// ones). The width is fixed for a build, so the reduction order is too.
+#if defined(__AVX512F__)
+inline constexpr std::size_t simd_bytes = 64;
+#else
+inline constexpr std::size_t simd_bytes = 32;
+#endif
+
+template <class Scalar>
+struct Simd {
+  typedef Scalar type __attribute__((vector_size(simd_bytes)));
+  static constexpr std::size_t lanes = simd_bytes / sizeof(Scalar);
+  // By reference, never by value: passing 32-byte vectors by value changes the ABI without AVX.
+  static void load(type& v, const Scalar* p) { std::memcpy(&v, p, sizeof v); }
+};
+
+// The lanes of `v` summed as a fixed pairwise tree: lane i + lane i + L/2, then again on the
+// first half, down to one (a few shuffles, not a chain of L - 1 dependent adds).
+template <class Scalar>
+inline Scalar sum_lanes(const typename Simd<Scalar>::type& v) {
+  Scalar lanes[Simd<Scalar>::lanes];
+  std::memcpy(lanes, &v, sizeof v);
+  for (std::size_t width = Simd<Scalar>::lanes / 2; width >= 1; width /= 2) {
+    for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
+  }
+  return lanes[0];
+}
+
+// The fixed final step of every dot product: the lanes' tree sum, then the k % lanes tail.
+template <class Scalar>
+inline Scalar finish(const typename Simd<Scalar>::type& acc, const Scalar* x, const Scalar* w, std::size_t k0,
+                     std::size_t k) {
+  Scalar s = sum_lanes<Scalar>(acc);
+  for (std::size_t t = k0; t < k; ++t) s += x[t] * w[t];
+  return s;
+}
+
+// Σ a[i] b[i] in the kernels' one order: vector lanes over i, lanes left to right, then the tail.
+template <class Scalar>
+inline Scalar dot(const Scalar* a, const Scalar* b, std::size_t n) {
+  using S = Simd<Scalar>;
+  typename S::type acc = {}, av, bv;
+  const std::size_t n_vec = n - n % S::lanes;
+  for (std::size_t i = 0; i < n_vec; i += S::lanes) {
+    S::load(av, a + i);
+    S::load(bv, b + i);
+    acc += av * bv;
+  }
+  return finish<Scalar>(acc, a, b, n_vec, n);
+}
+
+// y[i] += alpha x[i], element by element.
+template <class Scalar>
+inline void axpy(Scalar alpha, const Scalar* x, Scalar* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+}  // namespace maskgen::ops::detail
