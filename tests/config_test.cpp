@@ -18,16 +18,6 @@ nlohmann::json llama() {
     "rope_parameters": {"rope_theta": 10000.0, "rope_type": "default"}})");
 }
 
-template <class F>
-void expect_format_error(F&& f, std::initializer_list<std::string_view> words) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const format_error& e) {
-    for (auto w : words) EXPECT_NE(std::string_view(e.what()).find(w), std::string_view::npos) << e.what();
-  }
-}
-
 TEST(Config, ReadsTransformers5Llama) {
   const auto c = ModelConfig::from_json(llama());
   EXPECT_EQ(c.architecture, Architecture::Llama);
@@ -107,39 +97,39 @@ TEST(Config, FamilyDifferences) {
 TEST(Config, RefusesWhatItDoesNotImplement) {
   auto j = llama();
   j["model_type"] = "gpt2";
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"model_type", "gpt2"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"model_type", "gpt2"});
   j = llama();
   j["rope_parameters"]["rope_type"] = "yarn";
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"rope_type", "yarn"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_type", "yarn"});
   j = llama();
   j["rope_parameters"]["rope_type"] = "linear";  // no factor
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"factor"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"factor"});
   j = llama();
   j["num_key_value_heads"] = 3;
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"num_key_value_heads", "divide"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"num_key_value_heads", "divide"});
   j = llama();
   j.erase("hidden_size");
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"hidden_size", "missing"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"hidden_size", "missing"});
   j = llama();
   j["vocab_size"] = "512";
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"vocab_size", "integer"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"vocab_size", "integer"});
   j = llama();
   j["hidden_act"] = "gelu";
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"hidden_act", "gelu"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"hidden_act", "gelu"});
   j = llama();
   j["eos_token_id"] = 9999;
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"eos_token_id", "9999"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"eos_token_id", "9999"});
   j = llama();
   j["eos_token_id"] = -1;
-  expect_format_error([&] { ModelConfig::from_json(j); }, {"eos_token_id"});
-  expect_format_error([&] { ModelConfig::from_json(nlohmann::json::array()); }, {"object"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"eos_token_id"});
+  test::expect_error<format_error>([&] { ModelConfig::from_json(nlohmann::json::array()); }, {"object"});
 }
 
 TEST(Config, LoadErrorsNameTheFile) {
   test::TempDir dir;
   EXPECT_THROW(ModelConfig::load(dir.path()), io_error);
   std::ofstream(dir.path() / "config.json") << "{ not json";
-  expect_format_error([&] { ModelConfig::load(dir.path()); }, {"config.json", "JSON"});
+  test::expect_error<format_error>([&] { ModelConfig::load(dir.path()); }, {"config.json", "JSON"});
 }
 
 }  // namespace

@@ -20,14 +20,6 @@ fs::path model_dir(const std::string& name) {
   return name == "stories260K" ? test::shared_dir() / "models/stories260K" : test::data_dir() / "models" / name;
 }
 
-TokenMatrix to_matrix(const nlohmann::json& rows) {
-  TokenMatrix m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    for (std::size_t c = 0; c < rows[r].size(); ++c)
-      m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = rows[r][c].get<std::int32_t>();
-  return m;
-}
-
 // max |a - b| / max |b| over one logits vector.
 template <class Row>
 double relative_error(const Row& ours, const nlohmann::json& reference) {
@@ -53,7 +45,7 @@ class ModelOracle : public ::testing::TestWithParam<std::string> {
     const auto model = Model<Scalar>::load(model_dir(GetParam()));
     double worst = 0;
     for (const auto& batch : reference_["forward"]) {
-      const TokenMatrix ids = to_matrix(batch["input_ids"]), mask = to_matrix(batch["attention_mask"]);
+      const TokenMatrix ids = test::to_matrix(batch["input_ids"]), mask = test::to_matrix(batch["attention_mask"]);
       const auto logits = model.forward(ids, mask, nullptr, {.logits = LogitsFor::All});
       ASSERT_TRUE(logits.allFinite()) << batch["name"];  // pad positions are zeros, never NaN
       for (Eigen::Index r = 0; r < ids.rows(); ++r) {
@@ -148,7 +140,7 @@ TEST_P(ModelOracle, BitwiseBatchInvariance) {
 TEST_P(ModelOracle, CacheContinuesARow) {
   const auto model = Model<double>::load(model_dir(GetParam()));
   const auto& batch = reference_["forward"][0];  // left padded: the last column is real in every row
-  const TokenMatrix all_ids = to_matrix(batch["input_ids"]), all_mask = to_matrix(batch["attention_mask"]);
+  const TokenMatrix all_ids = test::to_matrix(batch["input_ids"]), all_mask = test::to_matrix(batch["attention_mask"]);
   std::vector<Eigen::Index> keep;  // rows with a prefix to cache
   for (Eigen::Index r = 0; r < all_ids.rows(); ++r)
     if (all_mask.row(r).sum() >= 2) keep.push_back(r);
@@ -200,35 +192,25 @@ void edit_config(const fs::path& dir, const std::function<void(nlohmann::json&)>
   std::ofstream(dir / "config.json") << j.dump(2);
 }
 
-template <class E, class F>
-void expect_error(F&& f, std::initializer_list<std::string_view> words) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const E& e) {
-    for (auto w : words) EXPECT_NE(std::string_view(e.what()).find(w), std::string_view::npos) << e.what();
-  }
-}
-
 TEST(ModelLoad, RefusesBrokenFolders) {
   test::TempDir tmp;
-  expect_error<io_error>([&] { Model<float>::load(tmp.path() / "nothing"); }, {"config.json"});
+  test::expect_error<io_error>([&] { Model<float>::load(tmp.path() / "nothing"); }, {"config.json"});
 
   auto dir = copy_model("llama_tied", tmp.path() / "untied");
   edit_config(dir, [](auto& j) { j["tie_word_embeddings"] = false; });
-  expect_error<format_error>([&] { Model<float>::load(dir); }, {"lm_head.weight"});
+  test::expect_error<format_error>([&] { Model<float>::load(dir); }, {"lm_head.weight"});
 
   dir = copy_model("llama_gqa", tmp.path() / "shape");
   edit_config(dir, [](auto& j) { j["intermediate_size"] = 95; });
-  expect_error<format_error>([&] { Model<float>::load(dir); }, {"mlp.gate_proj.weight", "95"});
+  test::expect_error<format_error>([&] { Model<float>::load(dir); }, {"mlp.gate_proj.weight", "95"});
 
   dir = copy_model("llama_gqa", tmp.path() / "type");
   edit_config(dir, [](auto& j) { j["model_type"] = "falcon"; });
-  expect_error<format_error>([&] { Model<float>::load(dir); }, {"model_type", "falcon"});
+  test::expect_error<format_error>([&] { Model<float>::load(dir); }, {"model_type", "falcon"});
 
   dir = copy_model("llama_gqa", tmp.path() / "noweights");
   fs::remove(dir / "model.safetensors");
-  expect_error<io_error>([&] { Model<float>::load(dir); }, {"model.safetensors"});
+  test::expect_error<io_error>([&] { Model<float>::load(dir); }, {"model.safetensors"});
 
   dir = copy_model("llama_gqa", tmp.path() / "truncated");
   fs::resize_file(dir / "model.safetensors", fs::file_size(dir / "model.safetensors") / 2);
@@ -246,25 +228,25 @@ TEST_F(ModelForward, BadInputNamesTheArgumentAndRow) {
   ids << 1, 5, 6, 0, 1, 7;
   mask << 1, 1, 1, 0, 1, 1;
   EXPECT_NO_THROW(model_->forward(ids, mask));
-  expect_error<argument_error>([&] { model_->forward(ids, TokenMatrix::Ones(2, 4)); }, {"input_ids", "attention_mask", "[2, 4]"});
+  test::expect_error<argument_error>([&] { model_->forward(ids, TokenMatrix::Ones(2, 4)); }, {"input_ids", "attention_mask", "[2, 4]"});
   TokenMatrix bad = mask;
   bad(1, 2) = 2;
-  expect_error<argument_error>([&] { model_->forward(ids, bad); }, {"attention_mask[1, 2]", "0 or 1"});
+  test::expect_error<argument_error>([&] { model_->forward(ids, bad); }, {"attention_mask[1, 2]", "0 or 1"});
   bad = mask;
   bad.row(1).setZero();
-  expect_error<argument_error>([&] { model_->forward(ids, bad); }, {"row 1", "no real token"});
+  test::expect_error<argument_error>([&] { model_->forward(ids, bad); }, {"row 1", "no real token"});
   TokenMatrix bad_ids = ids;
   bad_ids(1, 1) = 128;
-  expect_error<argument_error>([&] { model_->forward(bad_ids, mask); }, {"input_ids[1, 1]", "128"});
+  test::expect_error<argument_error>([&] { model_->forward(bad_ids, mask); }, {"input_ids[1, 1]", "128"});
   bad_ids(1, 1) = -3;
-  expect_error<argument_error>([&] { model_->forward(bad_ids, mask); }, {"input_ids[1, 1]", "-3"});
+  test::expect_error<argument_error>([&] { model_->forward(bad_ids, mask); }, {"input_ids[1, 1]", "-3"});
   bad_ids = ids;
   bad_ids(1, 0) = -99;  // a pad position may hold anything
   EXPECT_NO_THROW(model_->forward(bad_ids, mask));
   auto cache = model_->make_cache(3);
-  expect_error<argument_error>([&] { model_->forward(ids, mask, &cache); }, {"cache", "3 rows"});
+  test::expect_error<argument_error>([&] { model_->forward(ids, mask, &cache); }, {"cache", "3 rows"});
   const TokenMatrix long_ids = TokenMatrix::Constant(1, 257, 5), long_mask = TokenMatrix::Ones(1, 257);
-  expect_error<argument_error>([&] { model_->forward(long_ids, long_mask); }, {"row 0", "257", "256"});
+  test::expect_error<argument_error>([&] { model_->forward(long_ids, long_mask); }, {"row 0", "257", "256"});
 }
 
 TEST(ModelSlidingWindow, RefusesContextsLongerThanTheWindow) {
@@ -274,7 +256,7 @@ TEST(ModelSlidingWindow, RefusesContextsLongerThanTheWindow) {
   const auto model = Model<float>::load(dir);
   const TokenMatrix ids = TokenMatrix::Constant(1, 5, 7), mask = TokenMatrix::Ones(1, 5);
   EXPECT_NO_THROW(model.forward(ids.leftCols(4), mask.leftCols(4)));
-  expect_error<argument_error>([&] { model.forward(ids, mask); }, {"sliding window", "4"});
+  test::expect_error<argument_error>([&] { model.forward(ids, mask); }, {"sliding window", "4"});
 }
 
 }  // namespace

@@ -12,21 +12,7 @@ namespace {
 
 using Rows = std::vector<std::vector<std::int32_t>>;
 
-TokenMatrix matrix(const nlohmann::json& rows) {
-  TokenMatrix m(static_cast<Eigen::Index>(rows.size()),
-                rows.empty() ? 0 : static_cast<Eigen::Index>(rows[0].size()));
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    for (std::size_t c = 0; c < rows[r].size(); ++c) {
-      m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = rows[r][c].get<std::int32_t>();
-    }
-  }
-  return m;
-}
-
-TokenMatrix matrix(const Rows& rows) {
-  nlohmann::json j = rows;
-  return matrix(j);
-}
+TokenMatrix matrix(const Rows& rows) { return test::to_matrix(nlohmann::json(rows)); }
 
 }  // namespace
 
@@ -71,8 +57,8 @@ TEST(Padding, MatchesTransformersLayoutOfSentencePieceIds) {
         continue;
       }
       const BatchEncoding batch = layout();
-      EXPECT_EQ(batch.input_ids, matrix(c["input_ids"]));
-      EXPECT_EQ(batch.attention_mask, matrix(c["attention_mask"]));
+      EXPECT_EQ(batch.input_ids, test::to_matrix(c["input_ids"]));
+      EXPECT_EQ(batch.attention_mask, test::to_matrix(c["attention_mask"]));
       ++checked;
     }
   }
@@ -127,32 +113,21 @@ TEST(Padding, EmptyBatchAndEmptyRows) {
   EXPECT_EQ(b.attention_mask, matrix(Rows{{0, 0}, {1, 1}}));
 }
 
-// Asserts that `f` throws argument_error whose message contains every one of `words`.
-template <class F>
-void expect_argument_error(F&& f, std::initializer_list<std::string_view> words) {
-  try {
-    f();
-    ADD_FAILURE() << "no exception";
-  } catch (const argument_error& e) {
-    for (auto w : words) EXPECT_NE(std::string_view(e.what()).find(w), std::string_view::npos) << e.what();
-  }
-}
-
 TEST(Padding, BadOptionsNameTheField) {
   const Rows rows = {{1, 2, 3}, {1}};
-  expect_argument_error([&] { pad_rows(rows, {.pad_to_multiple_of = 0}, 0); }, {"pad_to_multiple_of", "> 0"});
-  expect_argument_error([&] { pad_rows(rows, {.pad_to_multiple_of = -3}, 0); }, {"pad_to_multiple_of"});
-  expect_argument_error([&] { pad_rows(rows, {.padding = PadTo::MaxLength}, 0); }, {"max_length"});
-  expect_argument_error([&] { pad_rows(rows, {.max_length = -1}, 0); }, {"max_length", ">= 0"});
-  expect_argument_error([&] { pad_rows(rows, {.truncation = true}, 0); }, {"max_length", "truncation"});
-  expect_argument_error([&] { pad_rows(rows, {.num_threads = -1}, 0); }, {"num_threads"});
-  expect_argument_error([&] { pad_rows(rows, {.padding = PadTo::None}, 0); },
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.pad_to_multiple_of = 0}, 0); }, {"pad_to_multiple_of", "> 0"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.pad_to_multiple_of = -3}, 0); }, {"pad_to_multiple_of"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.padding = PadTo::MaxLength}, 0); }, {"max_length"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.max_length = -1}, 0); }, {"max_length", ">= 0"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.truncation = true}, 0); }, {"max_length", "truncation"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.num_threads = -1}, 0); }, {"num_threads"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.padding = PadTo::None}, 0); },
                         {"row 1", "1 tokens", "row 0", "PadTo::None"});
-  expect_argument_error([&] { pad_rows(rows, {.max_length = 2}, 0); }, {"row 0", "3 tokens", "max_length is 2"});
-  expect_argument_error([&] { pad_rows(rows, {.max_length = 2, .padding = PadTo::MaxLength}, 0); },
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.max_length = 2}, 0); }, {"row 0", "3 tokens", "max_length is 2"});
+  test::expect_error<argument_error>([&] { pad_rows(rows, {.max_length = 2, .padding = PadTo::MaxLength}, 0); },
                         {"row 0", "max_length"});
-  expect_argument_error([&] { pad_rows(rows, {}, std::nullopt); }, {"row 1", "pad id"});
-  expect_argument_error(
+  test::expect_error<argument_error>([&] { pad_rows(rows, {}, std::nullopt); }, {"row 1", "pad id"});
+  test::expect_error<argument_error>(
       [&] { pad_rows(rows, {.max_length = 12, .pad_to_multiple_of = 8, .truncation = true}, 0); },
       {"max_length (12)", "multiple", "(8)"});
   // Equal rows need no pad id and no padding.

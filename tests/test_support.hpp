@@ -3,9 +3,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
 #include <string>
+#include <string_view>
 
 #include <gtest/gtest.h>
+#include <maskgen/padding.hpp>
 #include <nlohmann/json.hpp>
 
 namespace maskgen::test {
@@ -26,6 +29,26 @@ inline nlohmann::json read_json(const std::filesystem::path& path) {
 inline std::string read_bytes(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// A JSON list of equal-length id lists as a TokenMatrix.  // [rows, cols]
+inline TokenMatrix to_matrix(const nlohmann::json& rows) {
+  TokenMatrix m(static_cast<Eigen::Index>(rows.size()), rows.empty() ? 0 : static_cast<Eigen::Index>(rows[0].size()));
+  for (std::size_t r = 0; r < rows.size(); ++r)
+    for (std::size_t c = 0; c < rows[r].size(); ++c)
+      m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = rows[r][c].get<std::int32_t>();
+  return m;
+}
+
+// Asserts that `f` throws E whose message contains every one of `words`.
+template <class E, class F>
+void expect_error(F&& f, std::initializer_list<std::string_view> words) {
+  try {
+    f();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (auto w : words) EXPECT_NE(std::string_view(e.what()).find(w), std::string_view::npos) << e.what();
+  }
 }
 
 // A fresh temporary folder, removed at the end of the test.

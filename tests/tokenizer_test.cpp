@@ -29,14 +29,6 @@ const nlohmann::json& fixture() {
   return j;
 }
 
-TokenMatrix to_matrix(const nlohmann::json& rows) {
-  TokenMatrix m(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(rows[0].size()));
-  for (std::size_t r = 0; r < rows.size(); ++r)
-    for (std::size_t c = 0; c < rows[r].size(); ++c)
-      m(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = rows[r][c].get<std::int32_t>();
-  return m;
-}
-
 // Texts that are not in the fixture: invalid UTF-8, control bytes, long and odd inputs.
 std::vector<std::string> extra_texts() {
   return {std::string("bad \xff byte"), std::string("cut \xe4\xb8"), std::string("nul\0inside", 10),
@@ -88,8 +80,8 @@ TEST_P(TokenizerOn, BatchLayoutEqualsTransformersEndToEnd) {
       continue;
     }
     const BatchEncoding b = t.encode_batch(batch_texts, options);
-    EXPECT_EQ(b.input_ids, to_matrix(c["input_ids"]));
-    EXPECT_EQ(b.attention_mask, to_matrix(c["attention_mask"]));
+    EXPECT_EQ(b.input_ids, test::to_matrix(c["input_ids"]));
+    EXPECT_EQ(b.attention_mask, test::to_matrix(c["attention_mask"]));
     ++checked;
   }
   EXPECT_GT(checked, 200);
