@@ -27,13 +27,18 @@ inline constexpr int row_tile = simd_bytes == 64 ? 4 : 2;
 
 // R rows of X times C rows of W: R*C dot products of length k, each accumulated exactly as a
 // lone dot product would be.  x: [R, ldx], w: [C, ldw], y: [R, ldy] (C columns written).
+// If `next_w` is set, the C rows there (the next tile's weights) are prefetched as this one runs,
+// so streaming weights from memory overlaps the arithmetic.
 template <class Scalar, int R, int C>
 inline void dot_tile(const Scalar* x, std::size_t ldx, const Scalar* w, std::size_t ldw, std::size_t k,
-                     Scalar* y, std::size_t ldy) {
+                     Scalar* y, std::size_t ldy, const Scalar* next_w = nullptr) {
   using S = Simd<Scalar>;
   typename S::type acc[R][C] = {};
   const std::size_t k_vec = k - k % S::lanes;
   for (std::size_t t = 0; t < k_vec; t += S::lanes) {
+    if (next_w) {
+      for (int c = 0; c < C; ++c) __builtin_prefetch(next_w + c * ldw + t, 0, 0);
+    }
     typename S::type wv[C];
     for (int c = 0; c < C; ++c) S::load(wv[c], w + c * ldw + t);
     for (int r = 0; r < R; ++r) {
@@ -56,11 +61,14 @@ void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const Scalar*
     const std::size_t i1 = std::min(m, i0 + row_block);
     std::size_t j = j0;
     for (; j + 4 <= j1; j += 4) {
+      const Scalar* next_w = j + 8 <= j1 ? w + (j + 4) * k : nullptr;
       std::size_t i = i0;
       for (; i + row_tile <= i1; i += row_tile) {
-        dot_tile<Scalar, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+        dot_tile<Scalar, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, i == i0 ? next_w : nullptr);
       }
-      for (; i < i1; ++i) dot_tile<Scalar, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+      for (; i < i1; ++i) {
+        dot_tile<Scalar, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, i == i0 ? next_w : nullptr);
+      }
     }
     for (; j < j1; ++j) {
       for (std::size_t i = i0; i < i1; ++i) dot_tile<Scalar, 1, 1>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
