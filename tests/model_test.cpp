@@ -245,6 +245,9 @@ TEST_F(ModelForward, BadInputNamesTheArgumentAndRow) {
   EXPECT_NO_THROW(model_->forward(bad_ids, mask));
   auto cache = model_->make_cache(3);
   test::expect_error<argument_error>([&] { model_->forward(ids, mask, &cache); }, {"cache", "3 rows"});
+  const auto other = Model<float>::load(model_dir("qwen3"));  // same layers, other KV shape
+  auto foreign = other.make_cache(2);
+  test::expect_error<argument_error>([&] { model_->forward(ids, mask, &foreign); }, {"cache", "make_cache"});
   const TokenMatrix long_ids = TokenMatrix::Constant(1, 257, 5), long_mask = TokenMatrix::Ones(1, 257);
   test::expect_error<argument_error>([&] { model_->forward(long_ids, long_mask); }, {"row 0", "257", "256"});
 }

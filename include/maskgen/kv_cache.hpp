@@ -27,6 +27,8 @@ class KVCache {
   std::size_t rows() const { return entries_.size(); }
   std::size_t num_layers() const { return layers_; }
   std::size_t kv_dim() const { return kv_dim_; }
+  std::size_t kv_heads() const { return kv_heads_; }
+  std::size_t head_dim() const { return head_dim_; }
 
   // Real tokens cached for `row` (after every layer of the last forward pass).
   std::size_t length(std::size_t row) const { return length_.at(row); }

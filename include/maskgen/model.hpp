@@ -248,6 +248,12 @@ class Model {
     if (batch.row_offsets.size() != batch.rows() + 1 || batch.row_offsets.back() != batch.tokens.size()) {
       throw argument_error("PackedBatch: row_offsets must hold rows + 1 offsets ending at the token count");
     }
+    if (cache.num_layers() != layers_.size() || cache.kv_heads() != static_cast<std::size_t>(config_.num_kv_heads) ||
+        cache.head_dim() != static_cast<std::size_t>(config_.head_dim)) {
+      throw argument_error(cat("cache was made for ", cache.num_layers(), " layers of ", cache.kv_heads(), " x ",
+                               cache.head_dim(), " KV heads; this model has ", layers_.size(), " layers of ",
+                               config_.num_kv_heads, " x ", config_.head_dim, " (use Model::make_cache)"));
+    }
     std::vector<QuerySpan> spans;
     spans.reserve(batch.tokens.size());
     for (std::size_t r = 0; r < batch.rows(); ++r) {
