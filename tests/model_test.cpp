@@ -16,9 +16,7 @@ namespace fs = std::filesystem;
 
 const std::vector<std::string> tiny_models = {"llama_gqa", "llama_tied", "mistral", "qwen2", "qwen3"};
 
-fs::path model_dir(const std::string& name) {
-  return name == "stories260K" ? test::shared_dir() / "models/stories260K" : test::data_dir() / "models" / name;
-}
+using test::model_dir;
 
 // max |a - b| / max |b| over one logits vector.
 template <class Row>

@@ -20,6 +20,11 @@ inline std::filesystem::path data_dir() { return MASKGEN_TEST_DATA_DIR; }
 // need it skip when it is absent.
 inline std::filesystem::path shared_dir() { return MASKGEN_SHARED_DIR; }
 
+// A fixture model's folder: the tiny oracle models live in tests/data/models, stories260K in ../shared.
+inline std::filesystem::path model_dir(const std::string& name) {
+  return name == "stories260K" ? shared_dir() / "models/stories260K" : data_dir() / "models" / name;
+}
+
 inline nlohmann::json read_json(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error("cannot open " + path.string());

@@ -58,6 +58,26 @@ class KVCache {
   // Records that every layer of `row` now holds `count` more tokens.
   void commit(std::size_t row, std::size_t count) { length_[row] += count; }
 
+  // Makes row `to` a copy of row `from` (a beam that forks). The copy keeps `from`'s spare
+  // capacity, so its next appends do not reallocate.
+  void copy_row(std::size_t from, std::size_t to) {
+    if (from >= rows() || to >= rows()) {
+      throw argument_error(detail::cat("copy_row(", from, ", ", to, ") on a cache of ", rows(), " rows"));
+    }
+    if (from == to) return;
+    for (std::size_t l = 0; l < layers_; ++l) {
+      const Entry& src = entries_[from][l];
+      Entry& dst = entries_[to][l];
+      for (std::size_t h = 0; h < kv_heads_; ++h) {
+        dst.k[h].reserve(src.k[h].capacity());
+        dst.k[h].assign(src.k[h].begin(), src.k[h].end());
+        dst.v[h].reserve(src.v[h].capacity());
+        dst.v[h].assign(src.v[h].begin(), src.v[h].end());
+      }
+    }
+    length_[to] = length_[from];
+  }
+
   // Frees the memory of a finished row; it reads as empty afterwards.
   void release(std::size_t row) {
     for (auto& e : entries_.at(row)) {

@@ -97,6 +97,8 @@ inline PackedBatch pack(const TokenMatrix& input_ids, const TokenMatrix& attenti
 template <class Scalar>
 class Model {
  public:
+  using scalar_type = Scalar;
+  using cache_type = KVCache<Scalar>;
   using Matrix = ops::Matrix<Scalar>;                      // row-major
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
