@@ -353,6 +353,10 @@ TEST_F(GenerateBehaviour, FinishedRowsArePaddedAndLeaveTheComputation) {
   EXPECT_EQ(out.lengths[0], 7u);
   EXPECT_EQ(out.sequences(0, 6), 2);
   for (Eigen::Index c = 7; c < out.sequences.cols(); ++c) EXPECT_EQ(out.sequences(0, c), 77);
+  const TokenMatrix real = out.sequences_mask();
+  EXPECT_EQ(real.row(0).sum(), 7);
+  EXPECT_EQ(real(0, 6), 1);
+  EXPECT_EQ(real.row(1).sum(), out.sequences.cols());
   // One prefill, then one pass per step with exactly the rows still running.
   ASSERT_EQ(counting.rows_per_pass.size(), static_cast<std::size_t>(gen.max_new_tokens));
   for (std::size_t step = 1; step < counting.rows_per_pass.size(); ++step) {

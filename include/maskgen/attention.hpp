@@ -54,6 +54,10 @@ void attend(const Matrix<Scalar>& q,
   const std::size_t group = heads / kv_heads;
   const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
   const std::size_t items = spans.size() * heads;
+  // Waking a second thread costs more than a few thousand multiply-adds: small steps run on one.
+  std::size_t work = 0;  // multiply-adds, about
+  for (const QuerySpan& s : spans) work += s.keys * heads * head_dim * 2;
+  if (work < 65536) threads = 1;
   maskgen::detail::parallel_for_dynamic(items, threads, 8, [&](std::size_t begin, std::size_t end) {
     std::vector<Scalar> scores;
     for (std::size_t item = begin; item < end; ++item) {

@@ -111,6 +111,14 @@ struct GenerationResult {
   std::vector<ops::Matrix<Scalar>> scores;    // [rows] output_scores: [lengths[r], vocab] processed scores per step
   std::int32_t pad_token_id = 0;              // the pad id used
   std::vector<std::int32_t> eos_token_ids;    // the end-of-sequence ids used
+
+  // 1 where `sequences` holds a generated token, 0 where it holds padding: decode with
+  // Tokenizer::decode_batch(sequences, sequences_mask()) whatever the pad id is.
+  TokenMatrix sequences_mask() const {
+    TokenMatrix mask = TokenMatrix::Zero(sequences.rows(), sequences.cols());
+    for (Eigen::Index r = 0; r < mask.rows(); ++r) mask.row(r).head(static_cast<Eigen::Index>(lengths[static_cast<std::size_t>(r)])).setOnes();
+    return mask;
+  }
 };
 
 // What a streamer sees after each step: the rows that produced a token in this step and those
@@ -310,7 +318,8 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
   for (std::size_t step = 0; !live.empty(); ++step) {
     // Each live row's token, from its own logits and history only.
     std::vector<std::int32_t> tokens(live.size());
-    parallel_for_dynamic(live.size(), threads, 1, [&](std::size_t begin, std::size_t end) {
+    const int choice_threads = live.size() * static_cast<std::size_t>(vocab) < 65536 ? 1 : threads;
+    parallel_for_dynamic(live.size(), choice_threads, 1, [&](std::size_t begin, std::size_t end) {
       std::vector<Scalar> scores(static_cast<std::size_t>(vocab));
       for (std::size_t i = begin; i < end; ++i) {
         const std::size_t r = live[i];
@@ -451,7 +460,8 @@ GenerationResult<typename M::scalar_type> beam_search(const M& model,
       first_row[i] = g == 0 ? live[i] : row;
       row += state[live[i]].running.size();
     }
-    parallel_for_dynamic(live.size(), threads, 1, [&](std::size_t begin, std::size_t end) {
+    const int choice_threads = live.size() * beams * vocab < 65536 ? 1 : threads;
+    parallel_for_dynamic(live.size(), choice_threads, 1, [&](std::size_t begin, std::size_t end) {
       std::vector<Scalar> scores(vocab);
       for (std::size_t i = begin; i < end; ++i) {
         const std::size_t b = live[i];

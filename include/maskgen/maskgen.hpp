@@ -5,7 +5,13 @@
 #define MASKGEN_VERSION_MINOR 1
 #define MASKGEN_VERSION_PATCH 0
 
+#include "config.hpp"
 #include "error.hpp"
+#include "generate.hpp"
+#include "kv_cache.hpp"
 #include "log.hpp"
+#include "model.hpp"
 #include "padding.hpp"
+#include "safetensors.hpp"
+#include "sampling.hpp"
 #include "tokenizer.hpp"

@@ -88,8 +88,8 @@ void matmul_transposed(const Matrix<Scalar>& x, const Matrix<Scalar>& w, Matrix<
   y.resize(x.rows(), w.rows());
   constexpr std::size_t column_block = 16;
   const std::size_t blocks = (n + column_block - 1) / column_block;
-  // Below this much work a second thread costs more than it saves.
-  if (m * n * k < 32768) threads = 1;
+  // Below this much work (about 5 µs) waking a second thread costs more than it saves.
+  if (m * n * k < 262144) threads = 1;
   maskgen::detail::parallel_for(blocks, threads, [&](std::size_t b0, std::size_t b1) {
     detail::matmul_columns(x.data(), m, k, w.data(), b0 * column_block, std::min(n, b1 * column_block),
                            y.data(), n);
