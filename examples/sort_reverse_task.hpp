@@ -19,8 +19,12 @@ inline std::vector<std::string> make_prompts(std::size_t count, std::uint32_t se
   std::vector<std::string> prompts;
   for (std::size_t i = 0; i < count; ++i) {
     std::string p = i % 2 == 0 ? "sort" : "reverse";
-    for (int k = 0; k < lengths[i % lengths.size()]; ++k) p += " " + std::to_string(rng() % 10);
-    prompts.push_back(p + " =");
+    for (int k = 0; k < lengths[i % lengths.size()]; ++k) {
+      p += ' ';
+      p += static_cast<char>('0' + rng() % 10);
+    }
+    p += " =";
+    prompts.push_back(p);
   }
   return prompts;
 }
@@ -45,7 +49,10 @@ inline std::optional<std::string> expected_answer(const std::string& prompt) {
   if (task == "sort") std::sort(items.begin(), items.end());
   else std::reverse(items.begin(), items.end());
   std::string answer;
-  for (const auto& item : items) answer += (answer.empty() ? "" : " ") + item;
+  for (const auto& item : items) {
+    if (!answer.empty()) answer += ' ';
+    answer += item;
+  }
   return answer;
 }
 
