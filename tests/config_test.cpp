@@ -132,5 +132,23 @@ TEST(Config, LoadErrorsNameTheFile) {
   test::expect_error<format_error>([&] { ModelConfig::load(dir.path()); }, {"config.json", "JSON"});
 }
 
+// transformers' generate() takes eos_token_id and pad_token_id from generation_config.json when
+// the folder has one (Llama 3 instruct models list more EOS ids there than in config.json).
+TEST(Config, GenerationConfigIdsWin) {
+  test::TempDir dir;
+  std::ofstream(dir.path() / "config.json") << llama().dump();
+  EXPECT_EQ(ModelConfig::load(dir.path()).eos_token_ids, std::vector<std::int32_t>{2});
+  EXPECT_FALSE(ModelConfig::load(dir.path()).pad_token_id);
+  std::ofstream(dir.path() / "generation_config.json") << R"({"eos_token_id": [2, 7], "pad_token_id": 9})";
+  const ModelConfig c = ModelConfig::load(dir.path());
+  EXPECT_EQ(c.eos_token_ids, (std::vector<std::int32_t>{2, 7}));
+  EXPECT_EQ(c.pad_token_id, 9);
+  std::ofstream(dir.path() / "generation_config.json") << R"({"eos_token_id": 600})";
+  test::expect_error<format_error>([&] { ModelConfig::load(dir.path()); },
+                                   {"generation_config.json", "eos_token_id", "600"});
+  std::ofstream(dir.path() / "generation_config.json") << R"({"do_sample": true})";  // no ids: config.json's stay
+  EXPECT_EQ(ModelConfig::load(dir.path()).eos_token_ids, std::vector<std::int32_t>{2});
+}
+
 }  // namespace
 }  // namespace maskgen

@@ -453,6 +453,30 @@ TEST_F(GenerateBehaviour, UnsetPadIdFallsBackToEosAndSaysSo) {
   EXPECT_NE(messages[0].find("pad_token_id"), std::string::npos);
 }
 
+// A pad id in the model's config (or generation_config.json) comes before the EOS fallback.
+TEST_F(GenerateBehaviour, ModelPadIdComesBeforeTheEosFallback) {
+  struct WithPad {
+    using scalar_type = double;
+    using cache_type = KVCache<double>;
+    const Model<double>& inner;
+    ModelConfig config_;
+    const ModelConfig& config() const { return config_; }
+    cache_type make_cache(std::size_t rows) const { return inner.make_cache(rows); }
+    ops::Matrix<double> forward_packed(const PackedBatch& b, cache_type& c, const ForwardOptions& o) const {
+      return inner.forward_packed(b, c, o);
+    }
+  };
+  WithPad model{*model_, model_->config()};
+  model.config_.pad_token_id = 5;
+  int warnings = 0;
+  set_log_sink([&](LogLevel level, std::string_view) { warnings += level == LogLevel::Warning; });
+  const auto out = generate(model, ids_, mask_, GenerationConfig{.max_new_tokens = 8});
+  set_log_sink({});
+  EXPECT_EQ(out.pad_token_id, 5);
+  EXPECT_EQ(warnings, 0);
+  EXPECT_EQ(out.sequences(0, 7), 5);  // row 0 ends at its EOS after 7 tokens
+}
+
 // Sampling: a seed gives the same tokens; each prompt has its own stream, derived from the seed
 // and its row, or given explicitly per row.
 TEST_F(GenerateBehaviour, SamplingIsReproducibleAndPerRow) {

@@ -284,17 +284,41 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   return c;
 }
 
+namespace detail {
+inline nlohmann::json read_json_file(const std::filesystem::path& path, const char* what) {
+  std::ifstream in(path);
+  if (!in) throw io_error(cat(what, " ", path, " does not exist or cannot be read"));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw format_error(cat(path, " is not valid JSON: ", e.what()));
+  }
+}
+}  // namespace detail
+
+// Reads dir/config.json. When dir/generation_config.json exists, its eos_token_id and
+// pad_token_id win over config.json's, as they do in transformers' generate().
 inline ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
   const auto path = dir / "config.json";
-  std::ifstream in(path);
-  if (!in) throw io_error(detail::cat("model config ", path, " does not exist or cannot be read"));
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(detail::cat(path, " is not valid JSON: ", e.what()));
+  ModelConfig c = from_json(detail::read_json_file(path, "model config"), path.string());
+  const auto generation = dir / "generation_config.json";
+  if (std::filesystem::exists(generation)) {
+    const nlohmann::json g = detail::read_json_file(generation, "generation config");
+    const detail::ConfigReader r(g, generation.string());
+    if (r.has("eos_token_id")) {
+      c.eos_token_ids = r.ids("eos_token_id");
+      for (const auto id : c.eos_token_ids) {
+        if (id >= c.vocab_size) r.fail("eos_token_id", detail::cat(id, " is outside the vocabulary [0, ", c.vocab_size, ")"));
+      }
+    }
+    if (const auto pad = r.ids("pad_token_id"); !pad.empty()) {
+      if (pad.front() >= c.vocab_size) {
+        r.fail("pad_token_id", detail::cat(pad.front(), " is outside the vocabulary [0, ", c.vocab_size, ")"));
+      }
+      c.pad_token_id = pad.front();
+    }
   }
-  return from_json(j, path.string());
+  return c;
 }
 
 }  // namespace maskgen

@@ -77,7 +77,7 @@ struct GenerationConfig {
   int min_new_tokens = 0;   // end-of-sequence ids are suppressed until a row has this many
 
   TokenIds eos_token_id{};                   // empty: the model config's eos_token_id (none there: rows end by length)
-  std::optional<std::int32_t> pad_token_id{};  // fills finished rows; unset: the first EOS id, with a logged warning
+  std::optional<std::int32_t> pad_token_id{};  // fills finished rows; unset: the model's, else the first EOS id (logged)
 
   bool do_sample = false;       // false: greedy (num_beams 1) or beam search; true: sample
   double temperature = 1.0;     // sampling: scores are divided by it, > 0
@@ -171,6 +171,8 @@ inline SpecialIds resolve_special_ids(const GenerationConfig& gen, const ModelCo
     if (ids.pad < 0 || ids.pad >= vocab) {
       throw argument_error(cat("pad_token_id is ", ids.pad, ", outside the vocabulary [0, ", vocab, ")"));
     }
+  } else if (config.pad_token_id) {
+    ids.pad = *config.pad_token_id;
   } else if (!ids.eos.empty()) {
     ids.pad = ids.eos.front();
     log(LogLevel::Warning, cat("GenerationConfig::pad_token_id is unset; setting pad_token_id to eos_token_id ",
