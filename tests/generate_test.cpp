@@ -436,6 +436,10 @@ TEST_F(GenerateBehaviour, ZeroNewTokensGivesEmptyRows) {
     EXPECT_EQ(out.sequences.rows(), 4);
     EXPECT_EQ(out.sequences.cols(), 0);
     for (const auto reason : out.finish_reasons) EXPECT_EQ(reason, FinishReason::Length);
+    const TokenMatrix none(0, 5);
+    const auto empty = generate(*model_, none, none, GenerationConfig{.max_new_tokens = 4, .pad_token_id = 0, .num_beams = beams});
+    EXPECT_EQ(empty.sequences.rows(), 0);
+    EXPECT_TRUE(empty.lengths.empty());
   }
 }
 

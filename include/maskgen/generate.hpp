@@ -620,6 +620,12 @@ GenerationResult<typename M::scalar_type> run(const M& model, const std::vector<
                                config.max_position_embeddings, " (max_position_embeddings)"));
     }
   }
+  if (prompts.empty()) {  // an empty batch: nothing to run
+    GenerationResult<typename M::scalar_type> empty;
+    empty.pad_token_id = ids.pad;
+    empty.eos_token_ids = ids.eos;
+    return empty;
+  }
   if (gen.num_beams > 1) return beam_search(model, prompts, gen, ids);
   return search(model, prompts, gen, ids, streamer);
 }
