@@ -19,11 +19,7 @@ using maskgen::Model;
 using maskgen::TokenMatrix;
 
 const Model<float>& model_110m() {
-  static const Model<float> model = [] {
-    const std::filesystem::path dir = std::filesystem::temp_directory_path() / "maskgen-bench-random-110M";
-    if (!std::filesystem::exists(dir / "model.safetensors")) maskgen::tools::write_random_model(dir, {});
-    return Model<float>::load(dir);
-  }();
+  static const Model<float> model = Model<float>::load(maskgen::tools::random_110m_folder());
   return model;
 }
 

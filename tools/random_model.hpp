@@ -80,4 +80,12 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
   write_safetensors(dir / "model.safetensors", tensors);
 }
 
+// The benchmarks' random model of the 110M shape (the default RandomModelShape), written to the
+// temporary directory on first use and reused afterwards.
+inline std::filesystem::path random_110m_folder() {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "maskgen-bench-random-110M";
+  if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, {});
+  return dir;
+}
+
 }  // namespace maskgen::tools

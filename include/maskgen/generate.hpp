@@ -313,8 +313,8 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
   for (std::size_t r = 0; r < rows; ++r) {
     if (r % n != 0) cache.copy_row(r - r % n, r);
   }
-  std::vector<std::size_t> live(rows), logits_row(rows);  // live output rows; the logits row of each
-  for (std::size_t r = 0; r < rows; ++r) live[r] = r, logits_row[r] = r / n;
+  std::vector<std::size_t> live(rows);  // output rows still generating
+  for (std::size_t r = 0; r < rows; ++r) live[r] = r;
 
   std::vector<bool> stop(rows, false);
   for (std::size_t step = 0; !live.empty(); ++step) {
@@ -325,7 +325,8 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
       std::vector<Scalar> scores(static_cast<std::size_t>(vocab));
       for (std::size_t i = begin; i < end; ++i) {
         const std::size_t r = live[i];
-        const auto row = logits.row(static_cast<Eigen::Index>(logits_row[i]));
+        // The prefill's logits have a row per prompt; each later step's a row per live row.
+        const auto row = logits.row(static_cast<Eigen::Index>(step == 0 ? r / n : i));
         std::copy(row.data(), row.data() + vocab, scores.begin());
         processors(RowHistory{history[r], prompts[r / n].size()}, scores);
         tokens[i] = gen.do_sample ? sample_token<Scalar>(scores, random[r]) : argmax_token<Scalar>(scores);
@@ -377,7 +378,6 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
     live = std::move(still_live);
     if (live.empty()) break;
     logits = model.forward_packed(next, cache, forward_options);  // [live, vocab]
-    for (std::size_t i = 0; i < live.size(); ++i) logits_row[i] = i;
   }
 
   fill_sequences(result, generated);
