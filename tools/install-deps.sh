@@ -2,7 +2,7 @@
 # Installs the Debian packages maskgen needs to build, test and benchmark, when they are missing.
 set -euo pipefail
 packages=(g++ cmake make pkg-config libeigen3-dev libsentencepiece-dev sentencepiece
-          nlohmann-json3-dev libgtest-dev libgmock-dev libbenchmark-dev)
+          nlohmann-json3-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,13 @@ class format_error : public error {
   using error::error;
 };
 
+// A well-formed file that uses a feature maskgen does not implement (a tokenizer.json WordPiece
+// model, an unknown normalizer...). Loaders may fall back to another file when they see one.
+class unsupported_error : public format_error {
+ public:
+  using format_error::format_error;
+};
+
 namespace detail {
 
 // Streams every argument into one string: cat("row ", 3, " has ", n, " tokens").

@@ -36,8 +36,8 @@ struct PaddingOptions {
   std::optional<std::int32_t> pad_to_multiple_of{};  // round the padded length up to a multiple (> 0)
   bool truncation = false;                     // cut rows longer than max_length (specials kept)
   Side truncation_side = Side::Right;          // which end of the text truncation removes
-  bool add_bos = true;                         // prepend the tokenizer's BOS id
-  bool add_eos = false;                        // append the tokenizer's EOS id
+  std::optional<bool> add_bos{};               // prepend BOS; unset: the tokenizer's default
+  std::optional<bool> add_eos{};               // append EOS; unset: the tokenizer's default
   std::optional<std::int32_t> pad_token_id{};  // unset: the tokenizer's pad id, else EOS (logged)
   int num_threads = 0;                         // threads for encoding; 0 uses every core
 };

@@ -1,10 +1,13 @@
 #pragma once
-// Tokenizer<Backend>: text to padded batches and back. The default backend is SentencePiece; ids
-// are exactly SentencePiece's own EncodeAsIds, plus BOS/EOS as asked.
+// Tokenizer<Backend>: text to padded batches and back, over a backend that turns one text into ids.
+// Backends: SentencePieceBackend (tokenizer.model; the default) and TokenizerJsonBackend
+// (tokenizer.json, byte-level BPE: Qwen2/2.5/3, Llama 3). load_tokenizer(dir) picks whichever a
+// model folder holds and returns an AutoTokenizer. DecodeStream turns generated ids into text one
+// token at a time without ever cutting a character in two.
 //
-// Invalid UTF-8: SentencePiece's normalizer replaces every byte that is not part of a valid UTF-8
-// sequence by U+FFFD (one replacement character per bad byte) before tokenizing, so such input is
-// never an error and decoding never produces invalid UTF-8. maskgen keeps that behaviour.
+// Invalid UTF-8 never fails and never produces invalid UTF-8: SentencePiece replaces each bad byte
+// with U+FFFD; the tokenizer.json backend replaces each maximal ill-formed subpart with U+FFFD (as
+// Python's decode(errors="replace") and Hugging Face tokenizers do). See each backend's header.
 
 #include <atomic>
 #include <concepts>
@@ -21,12 +24,15 @@
 #include <string_view>
 #include <vector>
 
-#include <sentencepiece_processor.h>
+#include <variant>
 
 #include "detail/parallel.hpp"
 #include "error.hpp"
 #include "log.hpp"
 #include "padding.hpp"
+#include "tokenizers/sentencepiece.hpp"
+#include "tokenizers/tokenizer_json.hpp"
+#include "tokenizers/unicode.hpp"
 
 namespace maskgen {
 
@@ -45,85 +51,24 @@ concept TokenizerBackend = requires(const B& b, std::string_view text, std::int3
   { b.id_to_piece(id) } -> std::convertible_to<std::string>;
   { b.piece_to_id(text) } -> std::same_as<std::optional<std::int32_t>>;
   { b.is_special(id) } -> std::same_as<bool>;  // control or unknown: dropped by skip_special_tokens
+  { b.adds_bos_by_default() } -> std::same_as<bool>;  // what an unset add_bos means
+  { b.adds_eos_by_default() } -> std::same_as<bool>;  // what an unset add_eos means
 };
 
-// SentencePiece behind the TokenizerBackend concept. The processor is immutable after loading and
-// shared by copies; SentencePiece's encoding and decoding are safe to call from several threads.
-class SentencePieceBackend {
- public:
-  static SentencePieceBackend from_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-      throw io_error(detail::cat("tokenizer model file ", path, " does not exist or is not a file"));
-    }
-    std::ifstream in(path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      throw io_error(detail::cat("tokenizer model file ", path, " could not be read"));
-    }
-    return from_serialized(bytes, detail::cat("tokenizer model file ", path));
-  }
-
-  // `what` names the source in error messages.
-  static SentencePieceBackend from_serialized(std::string_view bytes,
-                                              std::string_view what = "serialized tokenizer model") {
-    if (bytes.empty()) throw format_error(detail::cat(what, " is empty"));
-    auto sp = std::make_shared<sentencepiece::SentencePieceProcessor>();
-    if (const auto status = sp->LoadFromSerializedProto(bytes); !status.ok()) {
-      throw format_error(detail::cat(what, " is not a valid SentencePiece model: ", status.ToString()));
-    }
-    if (sp->GetPieceSize() <= 0) throw format_error(detail::cat(what, " has no pieces"));
-    return SentencePieceBackend(std::move(sp));
-  }
-
-  void encode(std::string_view text, std::vector<std::int32_t>& out) const {
-    static_assert(sizeof(int) == sizeof(std::int32_t));
-    std::vector<int>& ids = out;  // same type on every platform maskgen builds for
-    if (const auto status = sp_->Encode(text, &ids); !status.ok()) {
-      throw error(detail::cat("SentencePiece failed to encode a text: ", status.ToString()));
-    }
-  }
-
-  std::string decode(std::span<const std::int32_t> ids) const {
-    std::string text;
-    if (const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text); !status.ok()) {
-      throw error(detail::cat("SentencePiece failed to decode ids: ", status.ToString()));
-    }
-    return text;
-  }
-
-  std::int32_t vocab_size() const { return sp_->GetPieceSize(); }
-  std::optional<std::int32_t> bos_id() const { return valid(sp_->bos_id()); }
-  std::optional<std::int32_t> eos_id() const { return valid(sp_->eos_id()); }
-  std::optional<std::int32_t> pad_id() const { return valid(sp_->pad_id()); }
-  std::optional<std::int32_t> unk_id() const { return valid(sp_->unk_id()); }
-  std::string id_to_piece(std::int32_t id) const { return sp_->IdToPiece(id); }
-  std::optional<std::int32_t> piece_to_id(std::string_view piece) const {
-    // SentencePiece answers the unknown id for a piece it does not have; tell the two apart.
-    const std::int32_t id = sp_->PieceToId(piece);
-    if (id < 0 || id >= vocab_size() || sp_->IdToPiece(id) != piece) return std::nullopt;
-    return id;
-  }
-  bool is_special(std::int32_t id) const { return sp_->IsControl(id) || sp_->IsUnknown(id); }
-
-  const sentencepiece::SentencePieceProcessor& processor() const { return *sp_; }
-
- private:
-  explicit SentencePieceBackend(std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp)
-      : sp_(std::move(sp)) {}
-  std::optional<std::int32_t> valid(int id) const {
-    return id >= 0 && id < vocab_size() ? std::optional<std::int32_t>(id) : std::nullopt;
-  }
-  std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp_;
+// A backend that decodes a whole id sequence itself, special ids included (byte-level BPE, where
+// the bytes of all tokens are joined before they are read as UTF-8).
+template <class B>
+concept WholeSequenceDecoder = requires(const B& b, std::span<const std::int32_t> ids, bool skip) {
+  { b.decode(ids, skip) } -> std::convertible_to<std::string>;
 };
 
 struct EncodeOptions {
-  bool add_bos = true;   // prepend the BOS id
-  bool add_eos = false;  // append the EOS id
+  std::optional<bool> add_bos{};  // prepend the BOS id; unset: as the tokenizer does by default
+  std::optional<bool> add_eos{};  // append the EOS id; unset: as the tokenizer does by default
 };
 
 struct DecodeOptions {
-  bool skip_special_tokens = true;  // drop control and unknown ids (BOS, EOS, pad, unk)
+  bool skip_special_tokens = true;  // drop special ids (BOS, EOS, pad, unk, control tokens)
   int num_threads = 0;              // threads for decode_batch; 0 uses every core
 };
 
@@ -181,6 +126,12 @@ class Tokenizer {
     return encode_batch(std::span<const std::string_view>(texts.begin(), texts.size()), options);
   }
 
+  // Whether BOS/EOS are added when PaddingOptions/EncodeOptions leave add_bos/add_eos unset:
+  // SentencePiece adds BOS; a tokenizer.json does what its post-processor and
+  // tokenizer_config.json's add_bos_token/add_eos_token say (Qwen3: nothing).
+  bool adds_bos_by_default() const { return backend_.adds_bos_by_default(); }
+  bool adds_eos_by_default() const { return backend_.adds_eos_by_default(); }
+
   // The text of `ids`. Throws argument_error for an id outside [0, vocab_size()).
   std::string decode(std::span<const std::int32_t> ids, DecodeOptions options = {}) const {
     return decode_row(ids, options, "ids");
@@ -237,11 +188,11 @@ class Tokenizer {
  private:
   SpecialIds special_ids(const PaddingOptions& options) const {
     SpecialIds special;
-    if (options.add_bos) {
+    if (options.add_bos.value_or(backend_.adds_bos_by_default())) {
       special.bos = backend_.bos_id();
       if (!special.bos) throw argument_error("add_bos is set but the tokenizer has no BOS piece");
     }
-    if (options.add_eos) {
+    if (options.add_eos.value_or(backend_.adds_eos_by_default())) {
       special.eos = backend_.eos_id();
       if (!special.eos) throw argument_error("add_eos is set but the tokenizer has no EOS piece");
     }
@@ -258,6 +209,17 @@ class Tokenizer {
   // drops them). `where` names the ids in error messages.
   template <class Ids>
   std::string decode_row(const Ids& ids, const DecodeOptions& options, std::string_view where) const {
+    if constexpr (WholeSequenceDecoder<Backend>) {
+      for (std::size_t i = 0; i < static_cast<std::size_t>(ids.size()); ++i) {
+        const std::int32_t id = ids[static_cast<decltype(ids.size())>(i)];
+        if (id < 0 || id >= vocab_size()) {
+          throw argument_error(detail::cat(where, "[", i, "] is ", id, ", outside the vocabulary [0, ",
+                                           vocab_size(), ")"));
+        }
+      }
+      return backend_.decode(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ids.size())),
+                             options.skip_special_tokens);
+    }
     std::string text;
     std::vector<std::int32_t> run;
     auto flush = [&] {
@@ -312,6 +274,176 @@ class Tokenizer {
 
   Backend backend_;
   std::shared_ptr<std::atomic<bool>> warned_pad_fallback_;  // the EOS fallback is logged once
+};
+
+}  // namespace maskgen
+
+namespace maskgen {
+
+// Either backend, chosen at run time: what load_tokenizer returns.
+class AnyTokenizerBackend {
+  template <class F>
+  decltype(auto) visit(F&& f) const {
+    return std::visit(std::forward<F>(f), backend_);
+  }
+
+ public:
+  AnyTokenizerBackend(SentencePieceBackend b) : backend_(std::move(b)) {}
+  AnyTokenizerBackend(TokenizerJsonBackend b) : backend_(std::move(b)) {}
+
+  void encode(std::string_view text, std::vector<std::int32_t>& out) const {
+    std::visit([&](const auto& b) { b.encode(text, out); }, backend_);
+  }
+  std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
+    if (const auto* json = std::get_if<TokenizerJsonBackend>(&backend_)) return json->decode(ids, skip_special);
+    // SentencePiece decodes runs of ordinary ids; special ids are rendered as their pieces.
+    const auto& sp = std::get<SentencePieceBackend>(backend_);
+    std::string text;
+    std::vector<std::int32_t> run;
+    auto flush = [&] {
+      if (!run.empty()) text += sp.decode(run);
+      run.clear();
+    };
+    for (const std::int32_t id : ids) {
+      if (!sp.is_special(id)) {
+        run.push_back(id);
+      } else if (!skip_special) {
+        flush();
+        text += sp.id_to_piece(id);
+      }
+    }
+    flush();
+    return text;
+  }
+  std::string decode(std::span<const std::int32_t> ids) const { return decode(ids, false); }
+  // The raw bytes of `ids` where the backend has them (tokenizer.json), else nullopt.
+  std::optional<std::string> decode_bytes(std::span<const std::int32_t> ids, bool skip_special) const {
+    if (const auto* json = std::get_if<TokenizerJsonBackend>(&backend_)) return json->decode_bytes(ids, skip_special);
+    return std::nullopt;
+  }
+
+  std::int32_t vocab_size() const { return visit([](const auto& b) { return b.vocab_size(); }); }
+  std::optional<std::int32_t> bos_id() const { return visit([](const auto& b) { return b.bos_id(); }); }
+  std::optional<std::int32_t> eos_id() const { return visit([](const auto& b) { return b.eos_id(); }); }
+  std::optional<std::int32_t> pad_id() const { return visit([](const auto& b) { return b.pad_id(); }); }
+  std::optional<std::int32_t> unk_id() const { return visit([](const auto& b) { return b.unk_id(); }); }
+  std::string id_to_piece(std::int32_t id) const { return visit([&](const auto& b) { return b.id_to_piece(id); }); }
+  std::optional<std::int32_t> piece_to_id(std::string_view piece) const {
+    return visit([&](const auto& b) { return b.piece_to_id(piece); });
+  }
+  bool is_special(std::int32_t id) const { return visit([&](const auto& b) { return b.is_special(id); }); }
+  bool adds_bos_by_default() const { return visit([](const auto& b) { return b.adds_bos_by_default(); }); }
+  bool adds_eos_by_default() const { return visit([](const auto& b) { return b.adds_eos_by_default(); }); }
+
+  // "tokenizer.json" or "tokenizer.model": which kind of file this came from.
+  std::string_view kind() const {
+    return std::holds_alternative<TokenizerJsonBackend>(backend_) ? "tokenizer.json" : "tokenizer.model";
+  }
+  const SentencePieceBackend* sentencepiece() const { return std::get_if<SentencePieceBackend>(&backend_); }
+  const TokenizerJsonBackend* tokenizer_json() const { return std::get_if<TokenizerJsonBackend>(&backend_); }
+
+ private:
+  std::variant<SentencePieceBackend, TokenizerJsonBackend> backend_;
+};
+
+using AutoTokenizer = Tokenizer<AnyTokenizerBackend>;
+
+// The tokenizer of a model folder: tokenizer.json (with tokenizer_config.json beside it) when
+// present, else tokenizer.model. A tokenizer.json that uses a component maskgen does not
+// implement falls back to tokenizer.model when the folder has one (logged as a warning), and is
+// refused with unsupported_error when it does not.
+inline AutoTokenizer load_tokenizer(const std::filesystem::path& dir) {
+  std::error_code ec;
+  const auto json = dir / "tokenizer.json", model = dir / "tokenizer.model";
+  const bool has_json = std::filesystem::is_regular_file(json, ec);
+  const bool has_model = std::filesystem::is_regular_file(model, ec);
+  if (has_json) {
+    try {
+      return AutoTokenizer(TokenizerJsonBackend::from_file(json, dir / "tokenizer_config.json"));
+    } catch (const unsupported_error& e) {
+      if (!has_model) throw;
+      log(LogLevel::Warning, detail::cat(e.what(), "; using ", model, " instead"));
+    }
+  }
+  if (has_model) return AutoTokenizer(SentencePieceBackend::from_file(model));
+  throw io_error(detail::cat("the folder ", dir, " holds neither tokenizer.json nor tokenizer.model"));
+}
+
+// Turns generated ids into text one token at a time, for streaming: put() returns the text that
+// the new id completes, and never part of a character. Bytes of a character that a token leaves
+// unfinished are held back until a later token completes it; finish() returns what is still held,
+// an unfinished character as U+FFFD. The concatenation of every put() and finish() equals
+// decode() of all the ids.
+//
+// With tokenizer.json this is exact on bytes. With SentencePiece (whose decoder turns unfinished
+// byte-fallback characters into U+FFFD itself) text is held back while the decoded text ends in
+// U+FFFD, for at most 4 tokens.
+template <TokenizerBackend Backend>
+class DecodeStream {
+ public:
+  // `tokenizer` must outlive the stream.
+  explicit DecodeStream(const Tokenizer<Backend>& tokenizer, DecodeOptions options = {})
+      : tokenizer_(&tokenizer), options_(options) {}
+
+  std::string put(std::int32_t id) {
+    if (id < 0 || id >= tokenizer_->vocab_size()) {
+      throw argument_error(detail::cat("DecodeStream::put: id ", id, " is outside the vocabulary [0, ",
+                                       tokenizer_->vocab_size(), ")"));
+    }
+    const std::span<const std::int32_t> one(&id, 1);
+    if (auto bytes = raw_bytes(one)) {
+      pending_ += *bytes;
+      const std::size_t keep = unicode::incomplete_tail(pending_);
+      std::string out = unicode::repaired(std::string_view(pending_).substr(0, pending_.size() - keep));
+      pending_.erase(0, pending_.size() - keep);
+      return out;
+    }
+    window_.push_back(id);
+    const std::string text = tokenizer_->decode(window_, options_);
+    const bool unfinished = text.size() >= 3 && text.compare(text.size() - 3, 3, unicode::replacement_character) == 0;
+    if (unfinished && window_.size() - context_ < 4) return {};
+    std::string out = text.size() > emitted_ ? text.substr(emitted_) : std::string();
+    // Keep the last id as context: SentencePiece drops the leading space of a text's first piece.
+    window_.erase(window_.begin(), window_.end() - 1);
+    context_ = 1;
+    emitted_ = tokenizer_->decode(window_, options_).size();
+    return out;
+  }
+
+  // What is still held back (an unfinished character becomes U+FFFD); the stream starts afresh.
+  std::string finish() {
+    std::string out;
+    if (!pending_.empty()) {
+      out = unicode::repaired(pending_);
+    } else if (window_.size() > context_) {
+      const std::string text = tokenizer_->decode(window_, options_);
+      if (text.size() > emitted_) out = text.substr(emitted_);
+    }
+    pending_.clear();
+    window_.clear();
+    context_ = 0;
+    emitted_ = 0;
+    return out;
+  }
+
+ private:
+  std::optional<std::string> raw_bytes(std::span<const std::int32_t> ids) const {
+    const Backend& b = tokenizer_->backend();
+    if constexpr (requires { { b.decode_bytes(ids, true) } -> std::same_as<std::string>; }) {
+      return b.decode_bytes(ids, options_.skip_special_tokens);
+    } else if constexpr (requires { { b.decode_bytes(ids, true) } -> std::same_as<std::optional<std::string>>; }) {
+      return b.decode_bytes(ids, options_.skip_special_tokens);
+    } else {
+      return std::nullopt;
+    }
+  }
+
+  const Tokenizer<Backend>* tokenizer_;
+  DecodeOptions options_;
+  std::string pending_;               // raw bytes not yet returned (tokenizer.json)
+  std::vector<std::int32_t> window_;  // ids decoded together (SentencePiece)
+  std::size_t context_ = 0;           // ids at the front of window_ that were already returned
+  std::size_t emitted_ = 0;           // bytes of decode(window_) already returned
 };
 
 }  // namespace maskgen

@@ -1,0 +1,208 @@
+#pragma once
+// The BPE model of a byte-level tokenizer.json: a vocabulary and ranked merges, applied to one
+// pre-tokenized piece (a "word") at a time, exactly as Hugging Face tokenizers' BPE does it.
+//
+// Merging: the word starts as one symbol per byte; while some adjacent pair has a merge, the
+// pair of lowest rank is merged, the leftmost one among equals (tokenizers keeps a heap ordered
+// by (rank, position); this is the same order). With ignore_merges, a word that is itself in the
+// vocabulary is one token without merging (Llama 3).
+//
+// Everything is kept as raw bytes: a vocabulary string such as "Ġthe" is stored as " the".
+// Results of recent words are cached per thread (as tokenizers does); the cache changes no result.
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "../error.hpp"
+#include "byte_level.hpp"
+
+namespace maskgen::detail {
+
+class BpeModel {
+ public:
+  struct Merge {
+    std::int32_t rank;
+    std::int32_t new_id;
+  };
+
+  // `pieces[id]` holds the raw bytes of token `id`; ids without a piece (added tokens) are empty
+  // and never produced by merging. `merges` holds (left, right) pairs of raw bytes in rank order.
+  // `what` names the file in error messages.
+  BpeModel(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
+           std::optional<std::int32_t> unk_id, bool fuse_unk, bool ignore_merges, std::string_view what)
+      : pieces_(std::move(pieces)), unk_id_(unk_id), fuse_unk_(fuse_unk), ignore_merges_(ignore_merges) {
+    const auto n = static_cast<std::int64_t>(pieces_.size());
+    if (unk_id_ && (*unk_id_ < 0 || *unk_id_ >= n)) {
+      throw format_error(cat(what, ": unk_token id ", *unk_id_, " is outside the vocabulary"));
+    }
+    byte_ids_.fill(-1);
+    ids_.reserve(pieces_.size());
+    for (std::size_t id = 0; id < pieces_.size(); ++id) {
+      const std::string_view piece = pieces_[id];
+      if (piece.empty()) continue;
+      ids_.emplace(piece, static_cast<std::int32_t>(id));
+      if (piece.size() == 1) byte_ids_[static_cast<unsigned char>(piece[0])] = static_cast<std::int32_t>(id);
+    }
+    merges_.reserve(merges.size());
+    std::string joined;
+    for (std::size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto& [a, b] = merges[rank];
+      const auto left = ids_.find(a), right = ids_.find(b);
+      joined.assign(a).append(b);
+      const auto result = ids_.find(joined);
+      if (left == ids_.end() || right == ids_.end() || result == ids_.end()) {
+        throw format_error(cat(what, ": merge ", rank, " (", byte_level::to_chars(a), " ",
+                               byte_level::to_chars(b), ") names a token that is not in the vocabulary"));
+      }
+      // A pair listed twice keeps its later rank, as tokenizers does.
+      merges_[key(left->second, right->second)] = Merge{static_cast<std::int32_t>(rank), result->second};
+    }
+  }
+
+  // The vocabulary index holds views into pieces_: a model is neither copied nor moved (share it).
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
+
+  // Appends the ids of one word (raw bytes, not empty) to `out`.
+  void encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
+    if (ignore_merges_) {
+      if (const auto it = ids_.find(word); it != ids_.end()) {
+        out.push_back(it->second);
+        return;
+      }
+    }
+    if (word.size() <= max_cached_word) {
+      Cache& cache = cache_for_thread();
+      if (const auto it = cache.words.find(word); it != cache.words.end()) {
+        out.insert(out.end(), it->second.begin(), it->second.end());
+        return;
+      }
+      const std::size_t first = out.size();
+      merge_word(word, out);
+      if (cache.words.size() >= cache_capacity) cache.words.clear();
+      cache.words.emplace(std::string(word), std::vector<std::int32_t>(out.begin() + static_cast<std::ptrdiff_t>(first), out.end()));
+      return;
+    }
+    merge_word(word, out);
+  }
+
+  std::optional<std::int32_t> find(std::string_view bytes) const {
+    const auto it = ids_.find(bytes);
+    return it == ids_.end() ? std::nullopt : std::optional<std::int32_t>(it->second);
+  }
+
+ private:
+  static constexpr std::size_t max_cached_word = 256;  // longer words are merged every time
+  static constexpr std::size_t cache_capacity = 20000;
+
+  static std::uint64_t key(std::int32_t a, std::int32_t b) {
+    return (static_cast<std::uint64_t>(static_cast<std::uint32_t>(a)) << 32) | static_cast<std::uint32_t>(b);
+  }
+
+  struct Symbol {
+    std::int32_t id;
+    std::int32_t prev, next;  // neighbours in the word, -1 at either end
+    bool alive;
+  };
+  struct Candidate {  // a pair (pos, its next symbol) that has a merge
+    std::int32_t rank, pos, new_id;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+
+  void merge_word(std::string_view word, std::vector<std::int32_t>& out) const {
+    thread_local std::vector<Symbol> symbols;
+    thread_local std::vector<Candidate> heap;
+    symbols.clear();
+    heap.clear();
+    bool previous_unknown = false;
+    for (const char c : word) {
+      const std::int32_t id = byte_ids_[static_cast<unsigned char>(c)];
+      if (id >= 0) {
+        symbols.push_back({id, 0, 0, true});
+        previous_unknown = false;
+      } else if (unk_id_) {  // a byte outside the vocabulary: the unknown token, fused if asked
+        if (!(fuse_unk_ && previous_unknown)) symbols.push_back({*unk_id_, 0, 0, true});
+        previous_unknown = true;
+      }
+    }
+    const auto n = static_cast<std::int32_t>(symbols.size());
+    for (std::int32_t i = 0; i < n; ++i) {
+      symbols[static_cast<std::size_t>(i)].prev = i - 1;
+      symbols[static_cast<std::size_t>(i)].next = i + 1 < n ? i + 1 : -1;
+    }
+    const auto push = [&](std::int32_t pos) {
+      const Symbol& s = symbols[static_cast<std::size_t>(pos)];
+      if (s.next < 0) return;
+      const auto it = merges_.find(key(s.id, symbols[static_cast<std::size_t>(s.next)].id));
+      if (it == merges_.end()) return;
+      heap.push_back({it->second.rank, pos, it->second.new_id});
+      std::push_heap(heap.begin(), heap.end(), std::greater<>{});
+    };
+    for (std::int32_t i = 0; i + 1 < n; ++i) push(i);
+    while (!heap.empty()) {
+      std::pop_heap(heap.begin(), heap.end(), std::greater<>{});
+      const Candidate top = heap.back();
+      heap.pop_back();
+      Symbol& left = symbols[static_cast<std::size_t>(top.pos)];
+      if (!left.alive || left.next < 0) continue;
+      Symbol& right = symbols[static_cast<std::size_t>(left.next)];
+      const auto it = merges_.find(key(left.id, right.id));
+      if (it == merges_.end() || it->second.new_id != top.new_id) continue;  // an outdated candidate
+      left.id = top.new_id;
+      right.alive = false;
+      left.next = right.next;
+      if (right.next >= 0) symbols[static_cast<std::size_t>(right.next)].prev = top.pos;
+      if (left.prev >= 0) push(left.prev);
+      push(top.pos);
+    }
+    for (const Symbol& s : symbols) {
+      if (s.alive) out.push_back(s.id);
+    }
+  }
+
+  struct Cache {
+    struct Hash {
+      using is_transparent = void;
+      std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    };
+    std::unordered_map<std::string, std::vector<std::int32_t>, Hash, std::equal_to<>> words;
+  };
+
+  // This model's cache on the calling thread. Models are told apart by a process-unique
+  // serial number, never by address, so a new model can never see an old model's entries.
+  Cache& cache_for_thread() const {
+    thread_local std::vector<std::pair<std::uint64_t, std::unique_ptr<Cache>>> caches;
+    for (auto& [owner, cache] : caches) {
+      if (owner == serial_) return *cache;
+    }
+    if (caches.size() >= 4) caches.erase(caches.begin());
+    caches.emplace_back(serial_, std::make_unique<Cache>());
+    return *caches.back().second;
+  }
+
+  static std::uint64_t next_serial() {
+    static std::atomic<std::uint64_t> counter{0};
+    return ++counter;
+  }
+
+  std::vector<std::string> pieces_;                               // [vocab] raw bytes of each id
+  std::unordered_map<std::string_view, std::int32_t> ids_;        // raw bytes -> id (views into pieces_)
+  std::unordered_map<std::uint64_t, Merge> merges_;               // (left, right) -> rank, result
+  std::array<std::int32_t, 256> byte_ids_{};                      // id of each single byte, -1 if none
+  std::optional<std::int32_t> unk_id_;
+  bool fuse_unk_ = false;
+  bool ignore_merges_ = false;
+  std::uint64_t serial_ = next_serial();
+};
+
+}  // namespace maskgen::detail
