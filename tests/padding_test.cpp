@@ -41,8 +41,8 @@ TEST(Padding, MatchesTransformersLayoutOfSentencePieceIds) {
     for (const auto& c : tok["cases"]) {
       SCOPED_TRACE(name + " " + c.dump());
       const PaddingOptions options = options_from_fixture(c);
-      const SpecialIds special{options.add_bos ? std::optional(tok["bos_id"].get<std::int32_t>()) : std::nullopt,
-                               options.add_eos ? std::optional(tok["eos_id"].get<std::int32_t>()) : std::nullopt};
+      const SpecialIds special{*options.add_bos ? std::optional(tok["bos_id"].get<std::int32_t>()) : std::nullopt,
+                               *options.add_eos ? std::optional(tok["eos_id"].get<std::int32_t>()) : std::nullopt};
       auto layout = [&] {
         Rows rows;
         for (const auto& i : c["rows"]) {
