@@ -257,22 +257,43 @@ TEST(TokenizerJsonFile, TemplateProcessingAddsBosAsTokenizersDoes) {
   }
 }
 
+TEST(TokenizerJsonFile, PostProcessorAloneDecidesWhatIsAddedAsInTransformers) {
+  MASKGEN_REQUIRE_SHARED(tokenizer_dir("llama3") / "tokenizer.json");
+  const auto f = test::read_json(test::data_dir() / "bpe" / "bpe_add_bos_rules.json");
+  const auto base = nlohmann::json::parse(shared_llama3_json());
+  const auto config = test::read_json(tokenizer_dir("llama3") / "tokenizer_config.json");
+  int cases = 0;
+  for (const auto& [name, c] : f.items()) {
+    if (!c.is_object() || !c.contains("default")) continue;
+    SCOPED_TRACE(name);
+    auto j = base;
+    if (c["template"].get<bool>()) j["post_processor"] = f["template_post_processor"];
+    auto cfg = config;
+    cfg.update(c["config"]);
+    const AutoTokenizer tok(TokenizerJsonBackend::from_json(j.dump(), cfg.dump()));
+    EXPECT_EQ(tok.encode(f["text"].get<std::string>()), c["default"].get<Ids>());
+    EXPECT_EQ(tok.encode(f["text"].get<std::string>(), {.add_bos = false, .add_eos = false}), c["no_special"].get<Ids>());
+    ++cases;
+  }
+  EXPECT_EQ(cases, 5);
+}
+
 TEST(TokenizerJsonFile, TokenizerConfigNamesTheSpecialTokens) {
   MASKGEN_REQUIRE_SHARED(tokenizer_dir("llama3") / "tokenizer.json");
   const std::string json = shared_llama3_json();
   const auto tok = AutoTokenizer(TokenizerJsonBackend::from_json(
-      json, R"({"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>", "pad_token": "<|reserved_special_token_2|>",
-               "add_bos_token": true})"));
+      json, R"({"bos_token": {"content": "<|begin_of_text|>"}, "eos_token": "<|eot_id|>",
+               "pad_token": "<|reserved_special_token_2|>"})"));
   EXPECT_EQ(tok.bos_id(), 128000);
   EXPECT_EQ(tok.eos_id(), 128009);
   EXPECT_EQ(tok.pad_id(), 128004);
-  EXPECT_EQ(tok.encode("Hi"), (Ids{128000, 13347}));
-  EXPECT_EQ(tok.encode("Hi", {.add_bos = false}), (Ids{13347}));
+  EXPECT_EQ(tok.encode("Hi"), (Ids{13347}));  // this file's post-processor adds nothing
+  EXPECT_EQ(tok.encode("Hi", {.add_bos = true}), (Ids{128000, 13347}));
   test::expect_error<format_error>(
       [&] { (void)TokenizerJsonBackend::from_json(json, R"({"pad_token": "<|no such token|>"})", "t.json", "c.json"); },
       {"c.json", "pad_token", "<|no such token|>"});
-  test::expect_error<format_error>([&] { (void)TokenizerJsonBackend::from_json(json, R"({"add_bos_token": "yes"})"); },
-                                   {"add_bos_token"});
+  test::expect_error<format_error>([&] { (void)TokenizerJsonBackend::from_json(json, R"({"eos_token": 5})", "t.json", "c.json"); },
+                                   {"c.json", "eos_token"});
 }
 
 // A small byte-level tokenizer.json written here: bytes a, b, c, space, their merges, added tokens.

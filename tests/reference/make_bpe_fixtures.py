@@ -14,6 +14,9 @@ Layout written under --out:
       layouts                transformers' padded batches over the text set for a grid of padding and
                              truncation settings (a tokenizer with no pad gets pad = eos first, as
                              maskgen falls back)
+  bpe_add_bos_rules.json     what transformers' AutoTokenizer adds to "Hello world" for Llama 3's
+                             tokenizer.json with a ByteLevel or a TemplateProcessing (BOS) post-processor,
+                             under add_bos_token / add_eos_token settings in tokenizer_config.json
   models/qwen3_vocab/        a tiny random Qwen3 with the real 151,936-token vocabulary, tied embeddings,
                              saved in bfloat16 as published Qwen3 checkpoints are
   reference/qwen3_vocab.json the Qwen3 tokenizer -> left-padded batch -> generate() -> decode pipeline of
@@ -208,6 +211,47 @@ def tokenizer_fixture(name, folder):
     return out, tok
 
 
+TEMPLATE_BOS = {"type": "Sequence", "processors": [
+    {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+    {"type": "TemplateProcessing",
+     "single": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+     "pair": [{"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+              {"SpecialToken": {"id": "<|begin_of_text|>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}],
+     "special_tokens": {"<|begin_of_text|>": {"id": "<|begin_of_text|>", "ids": [128000],
+                                              "tokens": ["<|begin_of_text|>"]}}}]}
+
+
+def add_bos_rules(llama3_folder):
+    """Which of tokenizer.json's post-processor and tokenizer_config.json's add_bos_token decides."""
+    import tempfile
+    cases = {"bytelevel_add_bos_true": (None, {"add_bos_token": True}),
+             "bytelevel_add_eos_true": (None, {"add_eos_token": True}),
+             "template_no_flag": (TEMPLATE_BOS, {}),
+             "template_add_bos_false": (TEMPLATE_BOS, {"add_bos_token": False}),
+             "template_add_eos_true": (TEMPLATE_BOS, {"add_eos_token": True})}
+    out = {"transformers_version": transformers.__version__, "text": "Hello world",
+           "template_post_processor": TEMPLATE_BOS}
+    for name, (post, extra) in cases.items():
+        d = tempfile.mkdtemp()
+        with open(os.path.join(llama3_folder, "tokenizer.json")) as f:
+            j = json.load(f)
+        if post is not None:
+            j["post_processor"] = post
+        with open(os.path.join(d, "tokenizer.json"), "w") as f:
+            json.dump(j, f)
+        with open(os.path.join(llama3_folder, "tokenizer_config.json")) as f:
+            c = json.load(f)
+        c.update(extra)
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump(c, f)
+        tok = AutoTokenizer.from_pretrained(d)
+        out[name] = {"config": extra, "template": post is not None,
+                     "default": tok(out["text"])["input_ids"],
+                     "no_special": tok(out["text"], add_special_tokens=False)["input_ids"]}
+    print(f"add_bos rules: {json.dumps(out)}")
+    return out
+
+
 # ----------------------------------------------------------------------------------------------
 # A tiny random Qwen3 with the real vocabulary, end to end
 # ----------------------------------------------------------------------------------------------
@@ -294,6 +338,13 @@ def main():
             print(f"{name}: {fx['transformers_class']} special {fx['special']} warnings {fx['load_warnings']}")
             print(f"  first ids {[e['transformers_ids'] for e in fx['encode'][:3]]}")
             print(f"  layouts with errors: {sum('error' in l for l in fx['layouts'])} of {len(fx['layouts'])}")
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+            failed = True
+    folders = dict(s.split("=", 1) for s in args.tokenizer)
+    if "llama3" in folders:
+        try:
+            mmf.write_json(os.path.join(args.out, "bpe_add_bos_rules.json"), add_bos_rules(folders["llama3"]))
         except Exception:  # noqa: BLE001
             traceback.print_exc()
             failed = True

@@ -12,8 +12,10 @@
 //                  after the text), or a Sequence of those
 //   decoder        ByteLevel
 //   added_tokens   special or not, lstrip, rstrip, single_word, normalized
-// tokenizer_config.json, when given, supplies bos/eos/pad/unk tokens and add_bos_token /
-// add_eos_token, as transformers reads them.
+// tokenizer_config.json, when given, names the bos/eos/pad/unk tokens, as transformers reads it.
+// Whether BOS/EOS are added by default is the post-processor's decision alone: transformers 5 adds
+// what TemplateProcessing adds and ignores add_bos_token / add_eos_token for these tokenizers
+// (tests/data/bpe/bpe_add_bos_rules.json records it).
 //
 // Encoding a text: invalid UTF-8 is first repaired (each maximal ill-formed subpart becomes
 // U+FFFD, as Python's decode(errors="replace") does: the ids are those tokenizers gives for that
@@ -311,7 +313,6 @@ class TokenizerJsonBackend {
     std::vector<detail::PreTokenizerStep> steps;
     std::optional<std::int32_t> template_bos, template_eos;  // from TemplateProcessing
     std::optional<std::int32_t> bos, eos, pad, unk;
-    std::optional<bool> config_add_bos, config_add_eos;
     bool add_bos = false, add_eos = false;
 
     [[noreturn]] void refuse(std::string_view component, const nlohmann::json& value, std::string_view why) const {
@@ -609,22 +610,14 @@ class TokenizerJsonBackend {
       eos = config_token(c, "eos_token", config_name);
       pad = config_token(c, "pad_token", config_name);
       unk = config_token(c, "unk_token", config_name);
-      for (auto [key, target] : {std::pair{"add_bos_token", &config_add_bos}, std::pair{"add_eos_token", &config_add_eos}}) {
-        if (const auto* v = detail::member(c, key); v != nullptr && !v->is_null()) {
-          if (!v->is_boolean()) throw format_error(detail::cat(config_name, ": ", key, " is not true or false"));
-          *target = v->get<bool>();
-        }
-      }
     }
 
     void finish() {
       for (const AddedToken& t : added) (t.normalized ? normalized_matcher : raw_matcher).add(t);
       if (!bos) bos = template_bos;
       if (!eos) eos = template_eos;
-      add_bos = config_add_bos.value_or(template_bos.has_value());
-      add_eos = config_add_eos.value_or(template_eos.has_value());
-      if (add_bos && !bos) throw format_error(detail::cat(name, ": add_bos_token is true but no BOS token is named"));
-      if (add_eos && !eos) throw format_error(detail::cat(name, ": add_eos_token is true but no EOS token is named"));
+      add_bos = template_bos.has_value();
+      add_eos = template_eos.has_value();
     }
 
     std::optional<std::int32_t> find_piece(std::string_view piece, const std::vector<std::string>* pieces = nullptr) const {
