@@ -2,7 +2,8 @@
 //
 //   batch_generate [--model DIR] [options] [PROMPT...]
 //     prompts:   PROMPT arguments, or --file F (one per line), or standard input (one per line)
-//     --model DIR             a Hugging Face style folder (default: the bundled demo model)
+//     --model DIR             a Hugging Face style folder (default: the bundled demo model): config.json,
+//                             *.safetensors, and tokenizer.json (Qwen2/2.5/3, Llama 3) or tokenizer.model
 //     --max-new-tokens N      default 32
 //     --sample                sample instead of greedy search, with --temperature T, --top-k K
 //                             (default 50; 0 disables), --top-p P, --min-p P, --seed S
@@ -38,32 +39,41 @@ std::vector<std::string> read_lines(std::istream& in) {
   return lines;
 }
 
-// Prints each row's text as its tokens arrive. One row: plain running text; several: a line per
-// step with each row's new text after its number.
+// Prints each row's text as its tokens arrive, whole characters only (a token may end inside a
+// character). One row: plain running text; several: a line per step with each row's new text.
 class Printer {
  public:
-  Printer(const maskgen::Tokenizer<>& tok, std::size_t rows, std::size_t first)
-      : tok_(tok), tokens_(rows), printed_(rows), first_(first) {}
+  Printer(const maskgen::AutoTokenizer& tok, std::size_t rows, std::size_t first)
+      : streams_(std::make_shared<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>>()), first_(first) {
+    for (std::size_t r = 0; r < rows; ++r) streams_->emplace_back(tok);
+  }
 
   void operator()(maskgen::StreamStep& step) {
-    if (tokens_.size() > 1) std::cout << "step " << step.step() << ":";
+    auto& streams = *streams_;
+    if (streams.size() > 1) std::cout << "step " << step.step() << ":";
     for (std::size_t i = 0; i < step.rows().size(); ++i) {
       const std::size_t r = step.rows()[i];
-      tokens_[r].push_back(step.tokens()[i]);
-      const std::string text = tok_.decode(tokens_[r]);
-      const std::string fresh = text.size() > printed_[r].size() ? text.substr(printed_[r].size()) : "";
-      printed_[r] = text;
-      if (tokens_.size() > 1) std::cout << "  [" << first_ + r << "]" << fresh;
+      std::string fresh = streams[r].put(step.tokens()[i]);
+      if (step.finished(i)) fresh += streams[r].finish();
+      if (streams.size() > 1) std::cout << "  [" << first_ + r << "]" << fresh;
       else std::cout << fresh;
     }
-    if (tokens_.size() > 1) std::cout << "\n";
+    if (streams.size() > 1) std::cout << "\n";
     std::cout.flush();
   }
 
+  // What the streams still hold once generation is over (rows that ended by length).
+  void finish() const {
+    for (std::size_t r = 0; r < streams_->size(); ++r) {
+      const std::string rest = (*streams_)[r].finish();
+      if (rest.empty()) continue;
+      if (streams_->size() > 1) std::cout << "  [" << first_ + r << "]";
+      std::cout << rest;
+    }
+  }
+
  private:
-  const maskgen::Tokenizer<>& tok_;
-  std::vector<std::vector<std::int32_t>> tokens_;
-  std::vector<std::string> printed_;
+  std::shared_ptr<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>> streams_;  // shared by copies
   std::size_t first_;
 };
 
@@ -111,7 +121,7 @@ int main(int argc, char** argv) try {
     return 2;
   }
 
-  const auto tok = maskgen::Tokenizer<>::from_file(dir / "tokenizer.model");
+  const auto tok = maskgen::load_tokenizer(dir);  // tokenizer.json, else tokenizer.model
   const auto model = maskgen::Model<float>::load(dir);
   gen.pad_token_id = tok.resolve_pad_id(std::nullopt);
   const maskgen::PaddingOptions padding{.padding_side = right ? maskgen::Side::Right : maskgen::Side::Left};
@@ -123,12 +133,16 @@ int main(int argc, char** argv) try {
                                          prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + batch_size)));
     const auto batch = tok.encode_batch(chunk, padding);
     maskgen::Streamer streamer;
+    const Printer printer(tok, chunk.size(), first);
     if (stream) {
       if (chunk.size() == 1) std::cout << chunk[0] << " " << std::flush;
-      streamer = Printer(tok, chunk.size(), first);
+      streamer = printer;
     }
     const auto out = maskgen::generate(model, batch.input_ids, batch.attention_mask, gen, streamer);
-    if (stream) std::cout << "\n";
+    if (stream) {
+      printer.finish();
+      std::cout << "\n";
+    }
     const auto texts = tok.decode_batch(out.sequences, out.sequences_mask());
     const std::size_t per = out.lengths.size() / chunk.size();  // num_return_sequences
     for (std::size_t r = 0; r < out.lengths.size(); ++r) {

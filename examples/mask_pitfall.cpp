@@ -56,7 +56,7 @@ int main(int argc, char** argv) try {
     }
   }
 
-  const auto tok = maskgen::Tokenizer<>::from_file(dir / "tokenizer.model");
+  const auto tok = maskgen::load_tokenizer(dir);
   const auto model = maskgen::Model<float>::load(dir);
   // Lists of 1 to 20 digits: the shortest prompts get 19 pads in a left-padded batch.
   const auto prompts = demo::make_prompts(count, seed, {1, 20, 3, 14, 2, 9, 20, 5, 1, 17, 7, 12});

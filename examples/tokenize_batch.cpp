@@ -1,4 +1,5 @@
 // Prints input_ids and attention_mask for texts under the given padding options.
+//   PATH: a model folder (tokenizer.json or tokenizer.model inside), or a tokenizer.model file.
 //   tokenize_batch --tokenizer PATH [--right] [--max-length N] [--pad-to max] [--multiple N]
 //                  [--truncate left|right] [--no-bos] [--eos] [--pad-id N] TEXT...
 
@@ -36,7 +37,9 @@ int main(int argc, char** argv) try {
     std::cerr << "usage: tokenize_batch --tokenizer PATH [options] TEXT...\n";
     return 2;
   }
-  const auto tok = maskgen::Tokenizer<>::from_file(tokenizer_path);
+  const auto tok = std::filesystem::is_directory(tokenizer_path)
+                       ? maskgen::load_tokenizer(tokenizer_path)
+                       : maskgen::AutoTokenizer(maskgen::SentencePieceBackend::from_file(tokenizer_path));
   const auto batch = tok.encode_batch(texts, options);
   std::cout << "input_ids [" << batch.input_ids.rows() << ", " << batch.input_ids.cols() << "]:\n"
             << batch.input_ids << "\nattention_mask:\n" << batch.attention_mask << "\n";
