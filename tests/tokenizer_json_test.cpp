@@ -236,6 +236,18 @@ TEST_P(TokenizerJson, ArbitraryBytesNeverFailAndRoundTrip) {
   }
 }
 
+TEST_P(TokenizerJson, LongRunsOfOneKindFinishAndRoundTrip) {
+  // One long pre-tokenizer piece each: white space (regex backtracking, the JIT stack), one
+  // letter (BPE merges over 200,000 symbols), digits, newlines, CJK, punctuation.
+  for (const std::string unit : {" ", "a", "7", "\n", "患", " \t\n", "!?", "ab"}) {
+    std::string text;
+    while (text.size() < 200000) text += unit;
+    const Ids ids = tok().encode(text, {.add_bos = false, .add_eos = false});
+    EXPECT_FALSE(ids.empty());
+    EXPECT_EQ(tok().decode(ids, {.skip_special_tokens = false}), text) << nlohmann::json(unit).dump();
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(RealFiles, TokenizerJson, ::testing::Values("qwen3", "llama3"));
 
 // --- TemplateProcessing, tokenizer_config.json rules, refusals -------------------------------

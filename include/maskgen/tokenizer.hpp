@@ -42,7 +42,7 @@ concept TokenizerBackend = requires(const B& b, std::string_view text, std::int3
                                     std::span<const std::int32_t> ids,
                                     std::vector<std::int32_t>& out) {
   { b.encode(text, out) } -> std::same_as<void>;  // replaces `out` with the ids of `text`
-  { b.decode(ids) } -> std::convertible_to<std::string>;  // ids are all in range, none special
+  { b.decode(ids, true) } -> std::convertible_to<std::string>;  // ids all in range; true skips special ids
   { b.vocab_size() } -> std::convertible_to<std::int32_t>;
   { b.bos_id() } -> std::same_as<std::optional<std::int32_t>>;
   { b.eos_id() } -> std::same_as<std::optional<std::int32_t>>;
@@ -53,13 +53,6 @@ concept TokenizerBackend = requires(const B& b, std::string_view text, std::int3
   { b.is_special(id) } -> std::same_as<bool>;  // control or unknown: dropped by skip_special_tokens
   { b.adds_bos_by_default() } -> std::same_as<bool>;  // what an unset add_bos means
   { b.adds_eos_by_default() } -> std::same_as<bool>;  // what an unset add_eos means
-};
-
-// A backend that decodes a whole id sequence itself, special ids included (byte-level BPE, where
-// the bytes of all tokens are joined before they are read as UTF-8).
-template <class B>
-concept WholeSequenceDecoder = requires(const B& b, std::span<const std::int32_t> ids, bool skip) {
-  { b.decode(ids, skip) } -> std::convertible_to<std::string>;
 };
 
 struct EncodeOptions {
@@ -205,42 +198,18 @@ class Tokenizer {
     }
   }
 
-  // Decodes runs of ordinary ids with the backend and renders special ids as their pieces (or
-  // drops them). `where` names the ids in error messages.
+  // Checks every id, then lets the backend decode. `where` names the ids in error messages.
   template <class Ids>
   std::string decode_row(const Ids& ids, const DecodeOptions& options, std::string_view where) const {
-    if constexpr (WholeSequenceDecoder<Backend>) {
-      for (std::size_t i = 0; i < static_cast<std::size_t>(ids.size()); ++i) {
-        const std::int32_t id = ids[static_cast<decltype(ids.size())>(i)];
-        if (id < 0 || id >= vocab_size()) {
-          throw argument_error(detail::cat(where, "[", i, "] is ", id, ", outside the vocabulary [0, ",
-                                           vocab_size(), ")"));
-        }
-      }
-      return backend_.decode(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ids.size())),
-                             options.skip_special_tokens);
-    }
-    std::string text;
-    std::vector<std::int32_t> run;
-    auto flush = [&] {
-      if (!run.empty()) text += backend_.decode(run);
-      run.clear();
-    };
     for (std::size_t i = 0; i < static_cast<std::size_t>(ids.size()); ++i) {
       const std::int32_t id = ids[static_cast<decltype(ids.size())>(i)];
       if (id < 0 || id >= vocab_size()) {
         throw argument_error(detail::cat(where, "[", i, "] is ", id, ", outside the vocabulary [0, ",
                                          vocab_size(), ")"));
       }
-      if (!backend_.is_special(id)) {
-        run.push_back(id);
-      } else if (!options.skip_special_tokens) {
-        flush();
-        text += backend_.id_to_piece(id);
-      }
     }
-    flush();
-    return text;
+    return backend_.decode(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ids.size())),
+                           options.skip_special_tokens);
   }
 
   std::vector<std::string> decode_rows(const TokenMatrix& ids, const TokenMatrix* mask,
@@ -295,27 +264,8 @@ class AnyTokenizerBackend {
     std::visit([&](const auto& b) { b.encode(text, out); }, backend_);
   }
   std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
-    if (const auto* json = std::get_if<TokenizerJsonBackend>(&backend_)) return json->decode(ids, skip_special);
-    // SentencePiece decodes runs of ordinary ids; special ids are rendered as their pieces.
-    const auto& sp = std::get<SentencePieceBackend>(backend_);
-    std::string text;
-    std::vector<std::int32_t> run;
-    auto flush = [&] {
-      if (!run.empty()) text += sp.decode(run);
-      run.clear();
-    };
-    for (const std::int32_t id : ids) {
-      if (!sp.is_special(id)) {
-        run.push_back(id);
-      } else if (!skip_special) {
-        flush();
-        text += sp.id_to_piece(id);
-      }
-    }
-    flush();
-    return text;
+    return visit([&](const auto& b) { return b.decode(ids, skip_special); });
   }
-  std::string decode(std::span<const std::int32_t> ids) const { return decode(ids, false); }
   // The raw bytes of `ids` where the backend has them (tokenizer.json), else nullopt.
   std::optional<std::string> decode_bytes(std::span<const std::int32_t> ids, bool skip_special) const {
     if (const auto* json = std::get_if<TokenizerJsonBackend>(&backend_)) return json->decode_bytes(ids, skip_special);

@@ -8,8 +8,6 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -19,6 +17,7 @@
 
 #include <sentencepiece_processor.h>
 
+#include "../detail/files.hpp"
 #include "../error.hpp"
 
 namespace maskgen {
@@ -28,16 +27,7 @@ namespace maskgen {
 class SentencePieceBackend {
  public:
   static SentencePieceBackend from_file(const std::filesystem::path& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-      throw io_error(detail::cat("tokenizer model file ", path, " does not exist or is not a file"));
-    }
-    std::ifstream in(path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (!in.good() && !in.eof()) {
-      throw io_error(detail::cat("tokenizer model file ", path, " could not be read"));
-    }
-    return from_serialized(bytes, detail::cat("tokenizer model file ", path));
+    return from_serialized(detail::read_file(path, "tokenizer model file"), detail::cat("tokenizer model file ", path));
   }
 
   // `what` names the source in error messages.
@@ -60,11 +50,29 @@ class SentencePieceBackend {
     }
   }
 
-  std::string decode(std::span<const std::int32_t> ids) const {
+  // The text of `ids` (all in range): runs of ordinary ids are decoded by SentencePiece, control
+  // and unknown ids are dropped when `skip_special`, else written as their pieces.
+  std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
     std::string text;
-    if (const auto status = sp_->Decode(std::vector<int>(ids.begin(), ids.end()), &text); !status.ok()) {
-      throw error(detail::cat("SentencePiece failed to decode ids: ", status.ToString()));
+    std::vector<int> run;
+    auto flush = [&] {
+      if (run.empty()) return;
+      std::string piece;
+      if (const auto status = sp_->Decode(run, &piece); !status.ok()) {
+        throw error(detail::cat("SentencePiece failed to decode ids: ", status.ToString()));
+      }
+      text += piece;
+      run.clear();
+    };
+    for (const std::int32_t id : ids) {
+      if (!is_special(id)) {
+        run.push_back(id);
+      } else if (!skip_special) {
+        flush();
+        text += sp_->IdToPiece(id);
+      }
     }
+    flush();
     return text;
   }
 

@@ -28,8 +28,6 @@
 #include <array>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <optional>
 #include <span>
@@ -41,6 +39,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../detail/files.hpp"
 #include "../error.hpp"
 #include "bpe.hpp"
 #include "byte_level.hpp"
@@ -61,17 +60,6 @@ struct AddedToken {
 };
 
 namespace detail {
-
-inline std::string read_text_file(const std::filesystem::path& path, std::string_view what) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec)) {
-    throw io_error(cat(what, " ", path, " does not exist or is not a file"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw io_error(cat(what, " ", path, " could not be read"));
-  return bytes;
-}
 
 // Finds added tokens in text: the leftmost match, the longest one there, then on after it
 // (the order of tokenizers' Aho-Corasick matcher with MatchKind::LeftmostLongest).
@@ -180,13 +168,13 @@ class TokenizerJsonBackend {
   // Loads tokenizer.json and, when given and present, tokenizer_config.json beside it.
   static TokenizerJsonBackend from_file(const std::filesystem::path& tokenizer_json,
                                         std::optional<std::filesystem::path> tokenizer_config = std::nullopt) {
-    const std::string text = detail::read_text_file(tokenizer_json, "tokenizer file");
+    const std::string text = detail::read_file(tokenizer_json, "tokenizer file");
     std::string config;
     std::string config_name;
     if (tokenizer_config) {
       std::error_code ec;
       if (std::filesystem::exists(*tokenizer_config, ec)) {
-        config = detail::read_text_file(*tokenizer_config, "tokenizer config file");
+        config = detail::read_file(*tokenizer_config, "tokenizer config file");
         config_name = detail::cat(*tokenizer_config);
       }
     }
@@ -259,7 +247,6 @@ class TokenizerJsonBackend {
   std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
     return unicode::repaired(decode_bytes(ids, skip_special));
   }
-  std::string decode(std::span<const std::int32_t> ids) const { return decode(ids, false); }
 
   // The raw bytes of `ids`, not repaired: a sequence may end inside a character.
   std::string decode_bytes(std::span<const std::int32_t> ids, bool skip_special) const {
