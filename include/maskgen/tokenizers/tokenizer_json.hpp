@@ -189,24 +189,8 @@ class TokenizerJsonBackend {
     auto state = std::make_shared<State>();
     State& s = *state;
     s.name = name;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(tokenizer_json);
-    } catch (const nlohmann::json::exception& e) {
-      throw format_error(detail::cat(name, " is not valid JSON: ", e.what()));
-    }
-    if (!j.is_object()) throw format_error(detail::cat(name, " is not a JSON object"));
-    s.load(j);
-    if (!tokenizer_config.empty()) {
-      nlohmann::json c;
-      try {
-        c = nlohmann::json::parse(tokenizer_config);
-      } catch (const nlohmann::json::exception& e) {
-        throw format_error(detail::cat(config_name, " is not valid JSON: ", e.what()));
-      }
-      if (!c.is_object()) throw format_error(detail::cat(config_name, " is not a JSON object"));
-      s.load_config(c, config_name);
-    }
+    s.load(parse_object(tokenizer_json, name));
+    if (!tokenizer_config.empty()) s.load_config(parse_object(tokenizer_config, config_name), config_name);
     s.finish();
     TokenizerJsonBackend b;
     b.state_ = std::move(state);
@@ -265,8 +249,10 @@ class TokenizerJsonBackend {
   std::optional<std::int32_t> eos_id() const { return state_->eos; }
   std::optional<std::int32_t> pad_id() const { return state_->pad; }
   std::optional<std::int32_t> unk_id() const { return state_->unk; }
-  bool adds_bos_by_default() const { return state_->add_bos; }
-  bool adds_eos_by_default() const { return state_->add_eos; }
+  // What the post-processor adds (TemplateProcessing); tokenizer_config.json's add_bos_token
+  // is not read, as transformers 5 does not read it for these tokenizers.
+  bool adds_bos_by_default() const { return state_->template_bos.has_value(); }
+  bool adds_eos_by_default() const { return state_->template_eos.has_value(); }
 
   // The token's string in tokenizer.json ("Ġthe" for " the"; an added token's content).
   std::string id_to_piece(std::int32_t id) const {
@@ -300,7 +286,6 @@ class TokenizerJsonBackend {
     std::vector<detail::PreTokenizerStep> steps;
     std::optional<std::int32_t> template_bos, template_eos;  // from TemplateProcessing
     std::optional<std::int32_t> bos, eos, pad, unk;
-    bool add_bos = false, add_eos = false;
 
     [[noreturn]] void refuse(std::string_view component, const nlohmann::json& value, std::string_view why) const {
       throw unsupported_error(detail::cat(name, ": ", component, " ", value.dump().substr(0, 200), " is not supported (",
@@ -603,8 +588,6 @@ class TokenizerJsonBackend {
       for (const AddedToken& t : added) (t.normalized ? normalized_matcher : raw_matcher).add(t);
       if (!bos) bos = template_bos;
       if (!eos) eos = template_eos;
-      add_bos = template_bos.has_value();
-      add_eos = template_eos.has_value();
     }
 
     std::optional<std::int32_t> find_piece(std::string_view piece, const std::vector<std::string>* pieces = nullptr) const {
@@ -648,6 +631,17 @@ class TokenizerJsonBackend {
       });
     }
   };
+
+  static nlohmann::json parse_object(std::string_view text, std::string_view name) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      throw format_error(detail::cat(name, " is not valid JSON: ", e.what()));
+    }
+    if (!j.is_object()) throw format_error(detail::cat(name, " is not a JSON object"));
+    return j;
+  }
 
   static constexpr std::int64_t max_id = (std::int64_t{1} << 31) - 2;
   static constexpr std::string_view gpt2_pattern =
