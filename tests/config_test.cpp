@@ -90,8 +90,33 @@ TEST(Config, FamilyDifferences) {
   mistral["model_type"] = "mistral";
   mistral["sliding_window"] = 4096;
   EXPECT_EQ(ModelConfig::from_json(mistral).sliding_window, 4096);
+  EXPECT_EQ(ModelConfig::from_json(mistral).layer_window(0), 4096);
   mistral["sliding_window"] = nullptr;
   EXPECT_EQ(ModelConfig::from_json(mistral).sliding_window, std::nullopt);
+  EXPECT_EQ(ModelConfig::from_json(mistral).layer_window(0), std::nullopt);
+}
+
+TEST(Config, SlidingWindowLayersAsTransformersDecides) {
+  auto q2 = llama();  // 5 layers
+  q2["model_type"] = "qwen2";
+  q2["sliding_window"] = 64;
+  q2["use_sliding_window"] = true;
+  q2["max_window_layers"] = 3;  // layers from 3 up slide
+  auto c = ModelConfig::from_json(q2);
+  for (std::size_t l = 0; l < 5; ++l) EXPECT_EQ(c.layer_window(l), l >= 3 ? std::optional<std::int64_t>(64) : std::nullopt) << l;
+  // Named per layer: these win.
+  q2["layer_types"] = {"sliding_attention", "full_attention", "full_attention", "full_attention", "sliding_attention"};
+  c = ModelConfig::from_json(q2);
+  EXPECT_EQ(c.layer_window(0), 64);
+  EXPECT_EQ(c.layer_window(1), std::nullopt);
+  EXPECT_EQ(c.layer_window(4), 64);
+  q2["layer_types"] = {"sliding_attention"};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(q2); }, {"layer_types", "num_hidden_layers"});
+  q2["layer_types"] = {"sliding_attention", "chunked_attention", "full_attention", "full_attention", "full_attention"};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(q2); }, {"layer_types", "chunked_attention"});
+  q2.erase("sliding_window");
+  q2["layer_types"] = {"sliding_attention", "full_attention", "full_attention", "full_attention", "full_attention"};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(q2); }, {"sliding_window", "missing"});
 }
 
 TEST(Config, RefusesWhatItDoesNotImplement) {

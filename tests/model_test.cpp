@@ -160,7 +160,8 @@ TEST_P(ModelOracle, CacheContinuesARow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
-                         ::testing::Values("llama_gqa", "llama_tied", "mistral", "qwen2", "qwen3", "stories260K"));
+                         ::testing::Values("llama_gqa", "llama_tied", "mistral", "qwen2", "qwen3", "stories260K",
+                                           "llama_bf16", "qwen3_f16", "mistral_window"));
 
 TEST(ModelBf16, LoadsAndAgreesWithFloat32WithinBf16Rounding) {
   const auto f32_dir = test::shared_dir() / "models/stories260K", bf16_dir = test::shared_dir() / "models/stories260K-bf16";
@@ -250,14 +251,32 @@ TEST_F(ModelForward, BadInputNamesTheArgumentAndRow) {
   test::expect_error<argument_error>([&] { model_->forward(long_ids, long_mask); }, {"row 0", "257", "256"});
 }
 
-TEST(ModelSlidingWindow, RefusesContextsLongerThanTheWindow) {
-  test::TempDir tmp;
-  const auto dir = copy_model("mistral", tmp.path() / "m");
-  edit_config(dir, [](auto& j) { j["sliding_window"] = 4; });
-  const auto model = Model<float>::load(dir);
-  const TokenMatrix ids = TokenMatrix::Constant(1, 5, 7), mask = TokenMatrix::Ones(1, 5);
-  EXPECT_NO_THROW(model.forward(ids.leftCols(4), mask.leftCols(4)));
-  test::expect_error<argument_error>([&] { model.forward(ids, mask); }, {"sliding window", "4"});
+TEST(ModelWeights, AreKeptInTheCheckpointsDtype) {
+  EXPECT_EQ(Model<float>::load(model_dir("llama_gqa")).weight_type(), ops::WeightType::F32);
+  EXPECT_EQ(Model<float>::load(model_dir("llama_bf16")).weight_type(), ops::WeightType::BF16);
+  EXPECT_EQ(Model<float>::load(model_dir("qwen3_f16")).weight_type(), ops::WeightType::F16);
+  EXPECT_EQ(Model<double>::load(model_dir("llama_bf16")).weight_type(), ops::WeightType::BF16);
+  EXPECT_EQ(Model<float>::load(model_dir("llama_bf16"), {.weights = WeightFormat::Int8}).weight_type(),
+            ops::WeightType::I8);
+}
+
+TEST(ModelWeights, NonFiniteWeightsAreRefusedByName) {
+  for (const std::string name : {"llama_gqa", "llama_bf16", "qwen3_f16"}) {
+    test::TempDir tmp;
+    const auto dir = copy_model(name, tmp.path() / "m");
+    // Overwrite the first element of model.norm.weight with all exponent bits set (inf or NaN).
+    const auto file = dir / "model.safetensors";
+    const SafetensorsFile st = SafetensorsFile::open(file);
+    const TensorInfo t = st.info("model.norm.weight");
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(t.begin));
+    const unsigned char inf_bits[4][8] = {{0, 0, 0x80, 0x7F}, {0x80, 0x7F}, {0x00, 0x7C}};
+    const int which = t.dtype == DType::F32 ? 0 : t.dtype == DType::BF16 ? 1 : 2;
+    f.write(reinterpret_cast<const char*>(inf_bits[which]), static_cast<std::streamsize>(dtype_size(t.dtype)));
+    f.close();
+    test::expect_error<format_error>([&] { (void)Model<float>::load(dir); },
+                                     {"model.norm.weight", "non-finite", "element 0"});
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 // an error here, never a silent approximation.
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -75,7 +76,8 @@ struct ModelConfig {
   bool qkv_bias = false;                  // q/k/v projections have biases (Qwen2; attention_bias)
   bool o_bias = false;                    // the output projection has a bias (attention_bias)
   bool qk_norm = false;                   // per-head RMSNorm of q and k before RoPE (Qwen3)
-  std::optional<std::int64_t> sliding_window{};  // a context longer than this is refused
+  std::optional<std::int64_t> sliding_window{};  // keys a query sees at most, in the layers that slide
+  std::vector<char> sliding_layers{};     // [num_layers] 1 where the layer uses sliding_window
   RopeConfig rope{};
   std::optional<std::int32_t> bos_token_id{};
   std::vector<std::int32_t> eos_token_ids{};  // one or several
@@ -83,6 +85,11 @@ struct ModelConfig {
 
   std::int64_t q_dim() const { return num_heads * head_dim; }     // width of the query projection
   std::int64_t kv_dim() const { return num_kv_heads * head_dim; } // width of the key/value projections
+  // The window of layer `l`: the most keys a query sees there (itself and those before it), or
+  // unset where the layer attends to the whole context.
+  std::optional<std::int64_t> layer_window(std::size_t l) const {
+    return l < sliding_layers.size() && sliding_layers[l] ? sliding_window : std::nullopt;
+  }
 
   static ModelConfig load(const std::filesystem::path& dir);
   static ModelConfig from_json(const nlohmann::json& j, const std::string& source = "config.json");
@@ -257,22 +264,32 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
       break;
   }
   c.qk_norm = c.architecture == Architecture::Qwen3;
-  // Sliding-window attention: Mistral's "sliding_window", or Qwen's when "use_sliding_window" is on,
-  // or layer types that name it. maskgen attends to the whole context, so it refuses contexts
-  // longer than the window instead of computing something else.
-  if (r.has("sliding_window")) {
-    const bool used = c.architecture == Architecture::Mistral || r.boolean("use_sliding_window", false);
-    if (used) c.sliding_window = r.positive_int("sliding_window");
-  }
-  if (r.has("layer_types") && j["layer_types"].is_array()) {
-    for (const auto& t : j["layer_types"]) {
-      if (t != "full_attention" && t != "sliding_attention") {
-        r.fail("layer_types", cat("holds ", t.dump(), "; maskgen supports full_attention only"));
-      }
-      if (t == "sliding_attention" && !c.sliding_window && r.has("sliding_window")) {
-        c.sliding_window = r.positive_int("sliding_window");
-      }
+  // Sliding-window attention, per layer as transformers decides it: "layer_types" when present;
+  // else every layer of a Mistral with a "sliding_window"; else, for Qwen2/Qwen3 with
+  // "use_sliding_window" on, the layers from "max_window_layers" (default 28) up.
+  c.sliding_layers.assign(static_cast<std::size_t>(c.num_layers), 0);
+  if (r.has("layer_types")) {
+    const auto& types = j["layer_types"];
+    if (!types.is_array() || static_cast<std::int64_t>(types.size()) != c.num_layers) {
+      r.fail("layer_types", cat("must be a list of num_hidden_layers (", c.num_layers, ") names"));
     }
+    for (std::size_t l = 0; l < types.size(); ++l) {
+      if (types[l] != "full_attention" && types[l] != "sliding_attention") {
+        r.fail("layer_types", cat("holds ", types[l].dump(), "; maskgen supports full_attention and sliding_attention"));
+      }
+      c.sliding_layers[l] = types[l] == "sliding_attention";
+    }
+  } else if (r.has("sliding_window")) {
+    if (c.architecture == Architecture::Mistral) {
+      std::fill(c.sliding_layers.begin(), c.sliding_layers.end(), 1);
+    } else if (r.boolean("use_sliding_window", false)) {
+      const std::int64_t from = r.has("max_window_layers") ? r.integer("max_window_layers") : 28;
+      for (std::int64_t l = std::max<std::int64_t>(0, from); l < c.num_layers; ++l) c.sliding_layers[static_cast<std::size_t>(l)] = 1;
+    }
+  }
+  if (std::find(c.sliding_layers.begin(), c.sliding_layers.end(), 1) != c.sliding_layers.end()) {
+    if (!r.has("sliding_window")) r.fail("sliding_window", "is missing but layers use sliding-window attention");
+    c.sliding_window = r.positive_int("sliding_window");
   }
   c.rope = detail::parse_rope(j, source);
   if (const auto bos = r.ids("bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();

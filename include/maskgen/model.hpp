@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -25,6 +27,7 @@
 #include "error.hpp"
 #include "kv_cache.hpp"
 #include "ops/matmul.hpp"
+#include "ops/weights.hpp"
 #include "ops/rms_norm.hpp"
 #include "ops/rope.hpp"
 #include "ops/swiglu.hpp"
@@ -37,6 +40,16 @@ namespace maskgen {
 enum class LogitsFor {
   Last,  // each row's last real token: [batch, vocab], whichever side the row was padded on
   All,   // every position: [batch * seq, vocab], row b * seq + t; pad positions hold zeros
+};
+
+// How Model::load keeps the weights of the projections and the output head.
+enum class WeightFormat {
+  AsStored,  // the checkpoint's own elements (F32, BF16, F16), read in place from the mapped file
+  Int8,      // quantized at load: symmetric int8, one float scale per output row (a copy)
+};
+
+struct LoadOptions {
+  WeightFormat weights = WeightFormat::AsStored;  // see WeightFormat
 };
 
 struct ForwardOptions {
@@ -102,8 +115,16 @@ class Model {
   using Matrix = ops::Matrix<Scalar>;                      // row-major
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
-  // Reads config.json and the safetensors weights (F32, F16 or BF16, converted to Scalar).
-  static Model load(const std::filesystem::path& dir);
+  // Reads config.json and the safetensors weights. The matrices stay in the checkpoint's dtype
+  // (F32, BF16, F16; F64 is converted to Scalar) and are read in place from the memory-mapped
+  // files, which the model keeps open: a model costs its file size once, shared by every copy and
+  // thread. Kernels widen 16-bit elements to Scalar exactly, so results equal those of the float
+  // widening of the same checkpoint. Norm weights and biases are converted to Scalar. With
+  // WeightFormat::Int8 the projections and the output head are quantized at load instead.
+  static Model load(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+  // The element type the projections are held in (the checkpoint's, or I8).
+  ops::WeightType weight_type() const { return layers_.front().q_proj.type; }
 
   const ModelConfig& config() const { return config_; }
 
@@ -157,14 +178,14 @@ class Model {
  private:
   struct Layer {
     Vector input_norm;           // [hidden]
-    Matrix q_proj;               // [heads * head_dim, hidden]
-    Matrix k_proj, v_proj;       // [kv_heads * head_dim, hidden]
-    Matrix o_proj;               // [hidden, heads * head_dim]
+    ops::WeightMatrix q_proj;          // [heads * head_dim, hidden]
+    ops::WeightMatrix k_proj, v_proj;  // [kv_heads * head_dim, hidden]
+    ops::WeightMatrix o_proj;          // [hidden, heads * head_dim]
     Vector q_bias, k_bias, v_bias, o_bias;  // empty when the architecture has none
     Vector q_norm, k_norm;       // [head_dim] (Qwen3) or empty
     Vector post_attention_norm;  // [hidden]
-    Matrix gate_proj, up_proj;   // [intermediate, hidden]
-    Matrix down_proj;            // [hidden, intermediate]
+    ops::WeightMatrix gate_proj, up_proj;  // [intermediate, hidden]
+    ops::WeightMatrix down_proj;           // [hidden, intermediate]
   };
 
   // One decoder layer, as the architecture reads.  x: [tokens, hidden], updated in place.
@@ -198,8 +219,10 @@ class Model {
       cache.append(l, batch.cache_rows[r], k.row(first).data(), v.row(first).data(), batch.row_length(r));
     }
     Matrix attended;  // [tokens, heads * head_dim]
+    const auto window = config_.layer_window(l);  // Mistral, or Qwen layers that slide
     ops::attend(q, spans, cache, l, static_cast<std::size_t>(config_.num_heads),
-                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), attended, threads);
+                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), attended, threads,
+                window ? std::optional<std::size_t>(static_cast<std::size_t>(*window)) : std::nullopt);
     Matrix out;
     project(attended, w.o_proj, w.o_bias, out, threads);  // [tokens, hidden]
     return out;
@@ -216,7 +239,7 @@ class Model {
   }
 
   // y = x · Wᵀ + bias.
-  static void project(const Matrix& x, const Matrix& weight, const Vector& bias, Matrix& y, int threads) {
+  static void project(const Matrix& x, const ops::WeightMatrix& weight, const Vector& bias, Matrix& y, int threads) {
     ops::matmul_transposed(x, weight, y, threads);
     if (bias.size() > 0) y.rowwise() += bias.transpose();
   }
@@ -230,7 +253,9 @@ class Model {
   // tokens -> [tokens, hidden]
   Matrix embed(std::span<const std::int32_t> tokens) const {
     Matrix x(static_cast<Eigen::Index>(tokens.size()), config_.hidden_size);
-    for (std::size_t t = 0; t < tokens.size(); ++t) x.row(static_cast<Eigen::Index>(t)) = embed_tokens_.row(tokens[t]);
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      ops::weight_row(embed_tokens_, static_cast<std::size_t>(tokens[t]), x.row(static_cast<Eigen::Index>(t)).data());
+    }
     return x;
   }
 
@@ -266,10 +291,6 @@ class Model {
         throw argument_error(cat("row ", r, " would hold ", total, " tokens but the model's context is ",
                                  config_.max_position_embeddings, " (max_position_embeddings)"));
       }
-      if (config_.sliding_window && total > static_cast<std::size_t>(*config_.sliding_window)) {
-        throw argument_error(cat("row ", r, " would hold ", total, " tokens, more than the model's sliding window of ",
-                                 *config_.sliding_window, "; maskgen does not implement sliding-window attention"));
-      }
       for (std::size_t i = 0; i < batch.row_length(r); ++i) {
         const std::int32_t id = batch.tokens[batch.row_offsets[r] + i];
         if (id < 0 || id >= config_.vocab_size) {
@@ -284,56 +305,119 @@ class Model {
 
   ModelConfig config_;
   std::vector<double> inverse_frequencies_;  // [head_dim / 2]
-  Matrix embed_tokens_;                      // [vocab, hidden]
+  ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored (looked up, never quantized)
   std::vector<Layer> layers_;
   Vector final_norm_;                        // [hidden]
-  std::optional<Matrix> lm_head_;            // [vocab, hidden]; absent when tied to embed_tokens_
+  std::optional<ops::WeightMatrix> lm_head_; // [vocab, hidden]; unset when tied and not quantized
 };
 
 namespace detail {
 
-// Reads tensors of a checkpoint into Scalar matrices, checking shapes and finiteness.
+// Reads tensors of a checkpoint, checking shapes and finiteness: vectors into Scalar, matrices
+// in place as WeightMatrix views of the mapped file (or quantized to int8).
 template <class Scalar>
 class WeightReader {
  public:
-  explicit WeightReader(const SafetensorsCheckpoint& checkpoint) : checkpoint_(checkpoint) {}
+  WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, WeightFormat format)
+      : checkpoint_(std::move(checkpoint)), format_(format) {}
 
-  typename Model<Scalar>::Matrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols) const {
-    typename Model<Scalar>::Matrix m(rows, cols);
-    read(name, {rows, cols}, m.data());
-    return m;
+  ops::WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
+                           std::optional<WeightFormat> format = std::nullopt) const {
+    const TensorInfo& t = checked(name, {rows, cols});
+    const auto bytes = checkpoint_->file_of(name).bytes(name);
+    ops::WeightMatrix w{ops::WeightType::F32, bytes.data(), static_cast<std::size_t>(rows),
+                        static_cast<std::size_t>(cols), nullptr, checkpoint_};
+    switch (t.dtype) {
+      case DType::F32: w.type = ops::WeightType::F32; break;
+      case DType::BF16: w.type = ops::WeightType::BF16; break;
+      case DType::F16: w.type = ops::WeightType::F16; break;
+      case DType::F64:
+        if constexpr (std::is_same_v<Scalar, double>) {
+          w.type = ops::WeightType::F64;
+        } else {  // no float64 kernel for float activations: convert once
+          w = owned(checkpoint_->template load<Scalar>(name, {rows, cols}), rows, cols);
+        }
+        break;
+    }
+    if (format.value_or(format_) == WeightFormat::Int8) {
+      std::vector<float> wide(static_cast<std::size_t>(rows * cols));
+      checkpoint_->read(name, std::span<float>(wide));
+      return ops::quantize_int8(wide.data(), w.rows, w.cols);
+    }
+    return w;
   }
+
   typename Model<Scalar>::Vector vector(const std::string& name, std::int64_t n) const {
+    checked(name, {n});
     typename Model<Scalar>::Vector v(n);
-    read(name, {n}, v.data());
+    checkpoint_->read(name, std::span<Scalar>(v.data(), static_cast<std::size_t>(n)));
     return v;
   }
 
  private:
-  void read(const std::string& name, std::vector<std::int64_t> shape, Scalar* out) const {
-    const std::vector<Scalar> values = checkpoint_.template load<Scalar>(name, shape);
-    for (std::size_t i = 0; i < values.size(); ++i) {
-      if (!std::isfinite(values[i])) {
-        throw format_error(cat("tensor ", name, " holds a non-finite value (", values[i], ") at element ", i));
-      }
+  // The tensor's info, after checking its shape and that every element is finite (a scan of the
+  // exponent bits, which reads the whole tensor once).
+  const TensorInfo& checked(const std::string& name, std::initializer_list<std::int64_t> shape) const {
+    const SafetensorsFile& file = checkpoint_->file_of(name);
+    const TensorInfo& t = file.info(name);
+    if (!std::ranges::equal(t.shape, shape)) {
+      throw format_error(cat("tensor \"", name, "\" in ", file.path(), " has shape ", shape_string(t.shape),
+                             "; expected ", shape_string(std::vector<std::int64_t>(shape))));
     }
-    std::copy(values.begin(), values.end(), out);
+    const auto bytes = file.bytes(name);
+    const auto first_bad = [&]<class Bits>(Bits exponent) -> std::optional<std::size_t> {
+      const std::size_t n = bytes.size() / sizeof(Bits);
+      Bits any = 0;  // one pass without branches; the position only when something was found
+      for (std::size_t i = 0; i < n; ++i) {
+        Bits v;
+        std::memcpy(&v, bytes.data() + i * sizeof v, sizeof v);
+        any |= static_cast<Bits>((v & exponent) == exponent);
+      }
+      if (!any) return std::nullopt;
+      for (std::size_t i = 0; i < n; ++i) {
+        Bits v;
+        std::memcpy(&v, bytes.data() + i * sizeof v, sizeof v);
+        if ((v & exponent) == exponent) return i;
+      }
+      return std::nullopt;
+    };
+    std::optional<std::size_t> bad;
+    switch (t.dtype) {
+      case DType::F32: bad = first_bad(std::uint32_t{0x7F800000}); break;
+      case DType::F64: bad = first_bad(std::uint64_t{0x7FF0000000000000}); break;
+      case DType::BF16: bad = first_bad(std::uint16_t{0x7F80}); break;
+      case DType::F16: bad = first_bad(std::uint16_t{0x7C00}); break;
+    }
+    if (bad) {
+      throw format_error(cat("tensor ", name, " in ", file.path(), " holds a non-finite value (inf or NaN) at element ",
+                             *bad));
+    }
+    return t;
   }
-  const SafetensorsCheckpoint& checkpoint_;
+
+  static ops::WeightMatrix owned(std::vector<Scalar> values, std::int64_t rows, std::int64_t cols) {
+    auto storage = std::make_shared<std::vector<Scalar>>(std::move(values));
+    ops::WeightMatrix w = ops::view_weights(storage->data(), static_cast<std::size_t>(rows), static_cast<std::size_t>(cols));
+    w.keep = std::move(storage);
+    return w;
+  }
+
+  std::shared_ptr<const SafetensorsCheckpoint> checkpoint_;
+  WeightFormat format_;
 };
 
 }  // namespace detail
 
 template <class Scalar>
-Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir) {
+Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOptions& options) {
   Model model;
   model.config_ = ModelConfig::load(dir);
   const ModelConfig& c = model.config_;
-  const auto checkpoint = SafetensorsCheckpoint::open(dir);
-  const detail::WeightReader<Scalar> read(checkpoint);
+  const detail::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
+                                          options.weights);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
   model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
-  model.embed_tokens_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+  model.embed_tokens_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored);
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Layer w;
@@ -359,7 +443,11 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir) {
     model.layers_.push_back(std::move(w));
   }
   model.final_norm_ = read.vector("model.norm.weight", hidden);
-  if (!c.tie_word_embeddings) model.lm_head_ = read.matrix("lm_head.weight", c.vocab_size, hidden);
+  if (!c.tie_word_embeddings) {
+    model.lm_head_ = read.matrix("lm_head.weight", c.vocab_size, hidden);
+  } else if (options.weights == WeightFormat::Int8) {  // the head is quantized, the lookup table is not
+    model.lm_head_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+  }
   return model;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // Y = X · Wᵀ, the projection of every layer: X [m, k] activations, W [n, k] weights (row-major, as
-// stored in checkpoints), Y [m, n].
+// stored in checkpoints, in their stored element type: see weights.hpp), Y [m, n].
 //
 // Batch invariance by construction: every element Y[i, j] is the dot product of X row i and W row
 // j, accumulated in one fixed order (k in steps of one SIMD vector into one vector accumulator,
@@ -11,12 +11,15 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <stdexcept>
+#include <type_traits>
 
 #include <Eigen/Core>
 
 #include "../detail/parallel.hpp"
 #include "matrix.hpp"
 #include "simd.hpp"
+#include "weights.hpp"
 
 namespace maskgen::ops {
 
@@ -26,12 +29,14 @@ namespace detail {
 inline constexpr int row_tile = simd_bytes == 64 ? 4 : 2;
 
 // R rows of X times C rows of W: R*C dot products of length k, each accumulated exactly as a
-// lone dot product would be.  x: [R, ldx], w: [C, ldw], y: [R, ldy] (C columns written).
-// If `next_w` is set, the C rows there (the next tile's weights) are prefetched as this one runs,
-// so streaming weights from memory overlaps the arithmetic.
-template <class Scalar, int R, int C>
-inline void dot_tile(const Scalar* x, std::size_t ldx, const Scalar* w, std::size_t ldw, std::size_t k,
-                     Scalar* y, std::size_t ldy, const Scalar* next_w = nullptr) {
+// lone dot product would be: vector lanes over k, the lanes' fixed tree sum, then the k % lanes
+// tail, then (int8 only) the row's scale.  x: [R, ldx], w: [C, ldw] elements of Codec,
+// y: [R, ldy] (C columns written). If `next_w` is set, the C rows there (the next tile's weights)
+// are prefetched as this one runs, so streaming weights from memory overlaps the arithmetic.
+template <class Scalar, class Codec, int R, int C>
+inline void dot_tile(const Scalar* x, std::size_t ldx, const typename Codec::storage* w, std::size_t ldw,
+                     std::size_t k, Scalar* y, std::size_t ldy, const float* scales,
+                     const typename Codec::storage* next_w = nullptr) {
   using S = Simd<Scalar>;
   typename S::type acc[R][C] = {};
   const std::size_t k_vec = k - k % S::lanes;
@@ -40,7 +45,7 @@ inline void dot_tile(const Scalar* x, std::size_t ldx, const Scalar* w, std::siz
       for (int c = 0; c < C; ++c) __builtin_prefetch(next_w + c * ldw + t, 0, 0);
     }
     typename S::type wv[C];
-    for (int c = 0; c < C; ++c) S::load(wv[c], w + c * ldw + t);
+    for (int c = 0; c < C; ++c) load_widened<Scalar, Codec>(wv[c], w + c * ldw + t);
     for (int r = 0; r < R; ++r) {
       typename S::type xv;
       S::load(xv, x + r * ldx + t);
@@ -48,52 +53,84 @@ inline void dot_tile(const Scalar* x, std::size_t ldx, const Scalar* w, std::siz
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < C; ++c) y[r * ldy + c] = finish<Scalar>(acc[r][c], x + r * ldx, w + c * ldw, k_vec, k);
+    for (int c = 0; c < C; ++c) {
+      Scalar s = sum_lanes<Scalar>(acc[r][c]);
+      for (std::size_t t = k_vec; t < k; ++t) s += x[r * ldx + t] * static_cast<Scalar>(Codec::scalar(w[c * ldw + t]));
+      if (scales) s *= static_cast<Scalar>(scales[c]);
+      y[r * ldy + c] = s;
+    }
   }
 }
 
 // Columns [j0, j1) of Y for all m rows.
-template <class Scalar>
-void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const Scalar* w, std::size_t j0,
-                    std::size_t j1, Scalar* y, std::size_t n) {
+template <class Scalar, class Codec>
+void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const typename Codec::storage* w,
+                    const float* scales, std::size_t j0, std::size_t j1, Scalar* y, std::size_t n) {
   constexpr std::size_t row_block = 64;  // rows of X kept hot in cache while W streams by
+  auto row_scales = [&](std::size_t j) { return scales ? scales + j : nullptr; };
   for (std::size_t i0 = 0; i0 < m; i0 += row_block) {
     const std::size_t i1 = std::min(m, i0 + row_block);
     std::size_t j = j0;
     for (; j + 4 <= j1; j += 4) {
-      const Scalar* next_w = j + 8 <= j1 ? w + (j + 4) * k : nullptr;
+      const auto* next_w = j + 8 <= j1 ? w + (j + 4) * k : nullptr;
       std::size_t i = i0;
       for (; i + row_tile <= i1; i += row_tile) {
-        dot_tile<Scalar, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, i == i0 ? next_w : nullptr);
+        dot_tile<Scalar, Codec, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j),
+                                             i == i0 ? next_w : nullptr);
       }
       for (; i < i1; ++i) {
-        dot_tile<Scalar, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, i == i0 ? next_w : nullptr);
+        dot_tile<Scalar, Codec, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j),
+                                      i == i0 ? next_w : nullptr);
       }
     }
     for (; j < j1; ++j) {
-      for (std::size_t i = i0; i < i1; ++i) dot_tile<Scalar, 1, 1>(x + i * k, k, w + j * k, k, k, y + i * n + j, n);
+      for (std::size_t i = i0; i < i1; ++i) {
+        dot_tile<Scalar, Codec, 1, 1>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j));
+      }
     }
   }
 }
 
 }  // namespace detail
 
-// y = x · wᵀ.  x: [m, k], w: [n, k], y: resized to [m, n]. Threads split the n output columns in
-// blocks of 16; the result is bitwise the same for any thread count and any m.
+// y = x · wᵀ.  x: [m, k], w: [n, k] in its stored type, y: resized to [m, n]. Threads split the n
+// output columns in blocks of 16; the result is bitwise the same for any thread count and any m.
 template <class Scalar>
-void matmul_transposed(const Matrix<Scalar>& x, const Matrix<Scalar>& w, Matrix<Scalar>& y, int threads) {
-  eigen_assert(x.cols() == w.cols());
-  const auto m = static_cast<std::size_t>(x.rows()), k = static_cast<std::size_t>(x.cols()),
-             n = static_cast<std::size_t>(w.rows());
-  y.resize(x.rows(), w.rows());
+void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Scalar>& y, int threads) {
+  eigen_assert(static_cast<std::size_t>(x.cols()) == w.cols);
+  const auto m = static_cast<std::size_t>(x.rows()), k = static_cast<std::size_t>(x.cols()), n = w.rows;
+  y.resize(x.rows(), static_cast<Eigen::Index>(n));
   constexpr std::size_t column_block = 16;
   const std::size_t blocks = (n + column_block - 1) / column_block;
   // Below this much work (about 5 µs) waking a second thread costs more than it saves.
   if (m * n * k < 262144) threads = 1;
-  maskgen::detail::parallel_for(blocks, threads, [&](std::size_t b0, std::size_t b1) {
-    detail::matmul_columns(x.data(), m, k, w.data(), b0 * column_block, std::min(n, b1 * column_block),
-                           y.data(), n);
-  });
+  auto run = [&]<class Codec>(Codec) {
+    const auto* data = reinterpret_cast<const typename Codec::storage*>(w.data);
+    maskgen::detail::parallel_for(blocks, threads, [&](std::size_t b0, std::size_t b1) {
+      detail::matmul_columns<Scalar, Codec>(x.data(), m, k, data, w.scales, b0 * column_block,
+                                            std::min(n, b1 * column_block), y.data(), n);
+    });
+  };
+  switch (w.type) {
+    case WeightType::F32: run(detail::Plain<float>{}); break;
+    case WeightType::F64:
+      if constexpr (std::is_same_v<Scalar, double>) {
+        run(detail::Plain<double>{});
+        break;
+      } else {
+        throw std::logic_error("matmul_transposed: float64 weights need float64 activations");
+      }
+    case WeightType::BF16: run(detail::Bf16{}); break;
+    case WeightType::F16: run(detail::F16{}); break;
+    case WeightType::I8: run(detail::I8{}); break;
+  }
+}
+
+// y = x · wᵀ for a weight matrix held as Scalar.
+template <class Scalar>
+void matmul_transposed(const Matrix<Scalar>& x, const Matrix<Scalar>& w, Matrix<Scalar>& y, int threads) {
+  matmul_transposed(x, view_weights(w.data(), static_cast<std::size_t>(w.rows()), static_cast<std::size_t>(w.cols())),
+                    y, threads);
 }
 
 }  // namespace maskgen::ops

@@ -1,0 +1,195 @@
+#pragma once
+// Weight matrices as the checkpoint stores them: float32, float64, bfloat16 or float16 elements read
+// in place (usually straight from the memory-mapped safetensors file), or int8 with one float scale
+// per row when quantized at load. Kernels widen each element to the activations' type in registers;
+// nothing is rounded, so a 16-bit checkpoint computes exactly as its float32 widening would.
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "simd.hpp"
+
+namespace maskgen::ops {
+
+enum class WeightType { F32, F64, BF16, F16, I8 };
+
+inline std::string_view weight_type_name(WeightType t) {
+  switch (t) {
+    case WeightType::F32: return "F32";
+    case WeightType::F64: return "F64";
+    case WeightType::BF16: return "BF16";
+    case WeightType::F16: return "F16";
+    case WeightType::I8: return "I8";
+  }
+  return "?";
+}
+
+// A read-only [rows, cols] row-major weight matrix in `type`. `keep` owns the storage (the mapped
+// file or a buffer); copies share it.
+struct WeightMatrix {
+  WeightType type = WeightType::F32;
+  const std::byte* data = nullptr;     // [rows, cols] elements of `type`
+  std::size_t rows = 0, cols = 0;
+  const float* scales = nullptr;       // I8 only: [rows], row r's values are q * scales[r]
+  std::shared_ptr<const void> keep;    // keeps data (and scales) alive
+
+  std::size_t element_bytes() const {
+    switch (type) {
+      case WeightType::F64: return 8;
+      case WeightType::F32: return 4;
+      case WeightType::BF16:
+      case WeightType::F16: return 2;
+      case WeightType::I8: return 1;
+    }
+    return 0;
+  }
+  std::size_t bytes() const { return rows * cols * element_bytes(); }
+};
+
+namespace detail {
+
+// Element codecs: how one stored element, and one SIMD vector of them, become Scalar. Exact for
+// every finite value (the loader refuses non-finite weights).
+struct Bf16 {
+  using storage = std::uint16_t;
+  static float scalar(storage h) { return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16); }
+};
+struct F16 {
+  using storage = std::uint16_t;
+  // Magnitude bits moved into a float's exponent and mantissa, then scaled by 2^112 (the bias
+  // difference): exact for normal and subnormal halves alike.
+  static float scalar(storage h) {
+    const float magnitude = std::bit_cast<float>(static_cast<std::uint32_t>(h & 0x7FFF) << 13) * 0x1p112f;
+    return (h & 0x8000) ? -magnitude : magnitude;
+  }
+};
+struct I8 {
+  using storage = std::int8_t;
+  static float scalar(storage q) { return static_cast<float>(q); }
+};
+template <class T>
+struct Plain {  // float or double stored as they are
+  using storage = T;
+  static T scalar(storage v) { return v; }
+};
+
+// A GCC vector of N elements of T.
+template <class T, std::size_t N>
+struct Vector {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+
+// `lanes` elements of Codec at p, widened into a SIMD vector of Scalar.
+template <class Scalar, class Codec>
+inline void load_widened(typename Simd<Scalar>::type& out, const typename Codec::storage* p) {
+  using S = Simd<Scalar>;
+  constexpr std::size_t n = S::lanes;
+  if constexpr (std::is_same_v<Codec, Plain<Scalar>>) {
+    S::load(out, p);
+  } else if constexpr (std::is_same_v<Codec, Plain<float>>) {  // float weights, double activations
+    typename Vector<float, n>::type f;
+    std::memcpy(&f, p, sizeof f);
+    out = __builtin_convertvector(f, typename S::type);
+  } else {
+    using hv = typename Vector<std::uint16_t, n>::type;
+    using bv = typename Vector<std::int8_t, n>::type;
+    using uv = typename Vector<std::uint32_t, n>::type;
+    using iv = typename Vector<std::int32_t, n>::type;
+    using fv = typename Vector<float, n>::type;
+    fv f;
+    if constexpr (std::is_same_v<Codec, I8>) {
+      bv raw;
+      std::memcpy(&raw, p, sizeof raw);
+      f = __builtin_convertvector(__builtin_convertvector(raw, iv), fv);
+    } else {
+      hv raw;
+      std::memcpy(&raw, p, sizeof raw);
+      const uv wide = __builtin_convertvector(raw, uv);
+      if constexpr (std::is_same_v<Codec, Bf16>) {
+        const uv bits = wide << 16;
+        std::memcpy(&f, &bits, sizeof f);
+      } else {  // F16: magnitude into a float, scaled by 2^112, then the sign
+        const uv bits = (wide & 0x7FFF) << 13;
+        std::memcpy(&f, &bits, sizeof f);
+        f = f * 0x1p112f;
+        uv scaled;
+        std::memcpy(&scaled, &f, sizeof scaled);
+        scaled |= (wide & 0x8000) << 16;
+        std::memcpy(&f, &scaled, sizeof f);
+      }
+    }
+    if constexpr (std::is_same_v<Scalar, float>) {
+      out = f;
+    } else {
+      out = __builtin_convertvector(f, typename S::type);
+    }
+  }
+}
+
+}  // namespace detail
+
+// Row r of `w` widened into out[0, cols).
+template <class Scalar>
+void weight_row(const WeightMatrix& w, std::size_t r, Scalar* out) {
+  const std::byte* p = w.data + r * w.cols * w.element_bytes();
+  auto widen = [&]<class Codec>(Codec) {
+    typename Codec::storage v;
+    for (std::size_t c = 0; c < w.cols; ++c) {
+      std::memcpy(&v, p + c * sizeof v, sizeof v);
+      out[c] = static_cast<Scalar>(Codec::scalar(v));
+    }
+  };
+  switch (w.type) {
+    case WeightType::F32: widen(detail::Plain<float>{}); break;
+    case WeightType::F64: widen(detail::Plain<double>{}); break;
+    case WeightType::BF16: widen(detail::Bf16{}); break;
+    case WeightType::F16: widen(detail::F16{}); break;
+    case WeightType::I8:
+      widen(detail::I8{});
+      for (std::size_t c = 0; c < w.cols; ++c) out[c] *= static_cast<Scalar>(w.scales[r]);
+      break;
+  }
+}
+
+// A view of an existing row-major buffer of Scalar as a WeightMatrix (no ownership).
+template <class Scalar>
+WeightMatrix view_weights(const Scalar* data, std::size_t rows, std::size_t cols) {
+  static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>);
+  return {std::is_same_v<Scalar, float> ? WeightType::F32 : WeightType::F64,
+          reinterpret_cast<const std::byte*>(data), rows, cols, nullptr, nullptr};
+}
+
+// Symmetric int8 quantization of a row-major [rows, cols] float matrix, one scale per row:
+// scale = max |w| / 127, q = round(w / scale). An all-zero row gets scale 0.
+inline WeightMatrix quantize_int8(const float* w, std::size_t rows, std::size_t cols) {
+  struct Storage {
+    std::vector<std::int8_t> q;
+    std::vector<float> scales;
+  };
+  auto s = std::make_shared<Storage>();
+  s->q.resize(rows * cols);
+  s->scales.resize(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    const float* row = w + r * cols;
+    float max_abs = 0;
+    for (std::size_t c = 0; c < cols; ++c) max_abs = std::max(max_abs, std::abs(row[c]));
+    const float scale = max_abs / 127.0f;
+    s->scales[r] = scale;
+    for (std::size_t c = 0; c < cols; ++c) {
+      s->q[r * cols + c] = scale == 0 ? 0 : static_cast<std::int8_t>(std::lround(row[c] / scale));
+    }
+  }
+  WeightMatrix m{WeightType::I8, reinterpret_cast<const std::byte*>(s->q.data()), rows, cols, s->scales.data(), nullptr};
+  m.keep = std::move(s);
+  return m;
+}
+
+}  // namespace maskgen::ops
