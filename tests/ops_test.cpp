@@ -5,6 +5,8 @@
 #include <maskgen/ops/rope.hpp>
 #include <maskgen/ops/swiglu.hpp>
 
+#include <bit>
+#include <cmath>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -72,6 +74,75 @@ void check_matmul_invariance() {
 TEST(Matmul, BitwiseInvariantToRowsAndThreads) {
   check_matmul_invariance<float>();
   check_matmul_invariance<double>();
+}
+
+// 16-bit weights: the product equals, bit for bit, the product with the weights widened to Scalar
+// first (nothing is rounded), on every shape, row count and thread count; int8 likewise equals
+// scale * (x · q) computed from the widened integers.
+template <class Scalar>
+void check_stored_weights() {
+  std::mt19937 rng(9);
+  for (auto [m, k, n] : {std::tuple{1, 5, 3}, {3, 33, 17}, {7, 64, 96}, {40, 77, 130}, {2, 768, 40}}) {
+    const auto x = random_matrix<Scalar>(m, k, rng);
+    const auto w = random_matrix<float>(n, k, rng);
+    std::vector<std::uint16_t> bf16(static_cast<std::size_t>(n * k)), f16(bf16.size());
+    Matrix<Scalar> wide_bf16(n, k), wide_f16(n, k);
+    for (std::size_t i = 0; i < bf16.size(); ++i) {
+      bf16[i] = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(w.data()[i]) >> 16);
+      wide_bf16.data()[i] = static_cast<Scalar>(std::bit_cast<float>(static_cast<std::uint32_t>(bf16[i]) << 16));
+      // A half with a random sign, exponent (subnormals included) and mantissa, never inf/NaN.
+      f16[i] = static_cast<std::uint16_t>(rng() % 0x7C00) | static_cast<std::uint16_t>(rng() % 2 ? 0x8000 : 0);
+    }
+    for (std::size_t i = 0; i < f16.size(); ++i) {  // the half's value, decoded by arithmetic
+      const int e = (f16[i] >> 10) & 0x1F, f = f16[i] & 0x3FF;
+      const double v = e == 0 ? std::ldexp(f, -24) : std::ldexp(1024 + f, e - 25);
+      wide_f16.data()[i] = static_cast<Scalar>((f16[i] & 0x8000) ? -v : v);
+    }
+    const auto u = static_cast<std::size_t>(n), kk = static_cast<std::size_t>(k);
+    const WeightMatrix as_bf16{WeightType::BF16, reinterpret_cast<const std::byte*>(bf16.data()), u, kk, nullptr, nullptr};
+    const WeightMatrix as_f16{WeightType::F16, reinterpret_cast<const std::byte*>(f16.data()), u, kk, nullptr, nullptr};
+    const Matrix<float> wf = w;
+    const WeightMatrix as_i8 = quantize_int8(wf.data(), u, kk);
+    Matrix<Scalar> wide_i8(n, k);
+    for (Eigen::Index r = 0; r < n; ++r) weight_row(as_i8, static_cast<std::size_t>(r), wide_i8.row(r).data());
+    for (int threads : {1, 2, 3}) {
+      Matrix<Scalar> ref, got;
+      matmul_transposed(x, wide_bf16, ref, threads);
+      matmul_transposed(x, as_bf16, got, threads);
+      EXPECT_TRUE((ref.array() == got.array()).all()) << "bf16 " << m << "x" << k << "x" << n;
+      matmul_transposed(x, wide_f16, ref, threads);
+      matmul_transposed(x, as_f16, got, threads);
+      EXPECT_TRUE((ref.array() == got.array()).all()) << "f16 " << m << "x" << k << "x" << n;
+      // int8: the same rows alone or together; close to the float product (per-row scale)
+      matmul_transposed(x, as_i8, got, threads);
+      Matrix<Scalar> one;
+      matmul_transposed(Matrix<Scalar>(x.bottomRows(1)), as_i8, one, 1);
+      EXPECT_TRUE((one.array() == got.bottomRows(1).array()).all()) << "i8 row alone";
+      matmul_transposed(x, wide_i8, ref, threads);
+      EXPECT_LT((ref - got).norm(), 1e-5 * (1 + ref.norm())) << "i8 against its widened matrix";
+    }
+  }
+}
+
+TEST(Matmul, StoredWeightsWidenExactly) {
+  check_stored_weights<float>();
+  check_stored_weights<double>();
+}
+
+TEST(Matmul, Int8QuantizationIsSymmetricPerRow) {
+  const std::vector<float> w = {1.0f, -0.5f, 0.25f, 0.0f, /* row 1 */ 0.0f, 0.0f, 0.0f, 0.0f, /* row 2 */ -2.54f, 1.27f, 0.004f, 2.0f};
+  const WeightMatrix q = quantize_int8(w.data(), 3, 4);
+  EXPECT_FLOAT_EQ(q.scales[0], 1.0f / 127);
+  EXPECT_EQ(q.scales[1], 0.0f);  // an all-zero row
+  EXPECT_FLOAT_EQ(q.scales[2], 2.54f / 127);
+  const auto* v = reinterpret_cast<const std::int8_t*>(q.data);
+  EXPECT_EQ(v[0], 127);
+  EXPECT_EQ(v[1], -64);  // -63.5 rounds away from zero
+  EXPECT_EQ(v[2], 32);   // 31.75
+  EXPECT_EQ(v[8], -127);
+  EXPECT_EQ(v[9], 64);   // 63.5
+  EXPECT_EQ(v[10], 0);    // 0.2
+  EXPECT_EQ(v[11], 100);
 }
 
 TEST(RmsNorm, MatchesDefinition) {
