@@ -1,5 +1,8 @@
 // The forward pass and its kernels on a random-weight model of the 110M shape (hidden 768, 12
-// layers, 12 heads, intermediate 2048, vocab 32000), written on first use by tools/random_model.hpp.
+// layers, 12 heads, intermediate 2048, vocab 32000), written on first use by tools/random_model.hpp
+// in float32, bfloat16 and float16; and decode and load of a random model of Qwen3-0.6B's shape
+// (bfloat16). Weight formats (the second argument of Prefill and DecodeStep): 0 the F32 file,
+// 1 the BF16 file, 2 the F16 file, 3 the F32 file quantized to int8 at load.
 //   build/bench/model_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
 
 #include <maskgen/model.hpp>
@@ -18,9 +21,39 @@ using maskgen::LogitsFor;
 using maskgen::Model;
 using maskgen::TokenMatrix;
 
-const Model<float>& model_110m() {
-  static const Model<float> model = Model<float>::load(maskgen::tools::random_110m_folder());
+const Model<float>& model_110m(std::int64_t format = 0) {
+  using maskgen::DType;
+  static const Model<float> f32 = Model<float>::load(maskgen::tools::random_110m_folder());
+  switch (format) {
+    case 1: {
+      static const Model<float> bf16 = Model<float>::load(maskgen::tools::random_110m_folder(DType::BF16));
+      return bf16;
+    }
+    case 2: {
+      static const Model<float> f16 = Model<float>::load(maskgen::tools::random_110m_folder(DType::F16));
+      return f16;
+    }
+    case 3: {
+      static const Model<float> i8 = Model<float>::load(maskgen::tools::random_110m_folder(),
+                                                         {.weights = maskgen::WeightFormat::Int8});
+      return i8;
+    }
+    default: return f32;
+  }
+}
+
+const Model<float>& model_qwen3_06b() {
+  static const Model<float> model = Model<float>::load(maskgen::tools::random_qwen3_06b_folder());
   return model;
+}
+
+// Bytes of weights one decode step reads: every projection, and the output head (the embedding
+// lookup reads one row per token and is left out).
+double weight_bytes_per_step(const maskgen::ModelConfig& c, double bytes_per_weight) {
+  const double per_layer = static_cast<double>(c.hidden_size) * static_cast<double>(2 * c.q_dim() + 2 * c.kv_dim()) +
+                           3.0 * static_cast<double>(c.hidden_size) * static_cast<double>(c.intermediate_size);
+  return bytes_per_weight * (static_cast<double>(c.num_layers) * per_layer +
+                             static_cast<double>(c.vocab_size) * static_cast<double>(c.hidden_size));
 }
 
 TokenMatrix random_ids(Eigen::Index rows, Eigen::Index cols, std::uint32_t seed) {
@@ -32,23 +65,45 @@ TokenMatrix random_ids(Eigen::Index rows, Eigen::Index cols, std::uint32_t seed)
 
 // Prefill: `batch` prompts of 128 tokens; counter: prompt tokens per second.
 void BM_Prefill(benchmark::State& state) {
-  const auto& model = model_110m();
+  const auto& model = model_110m(state.range(1));
   const auto ids = random_ids(state.range(0), 128, 1);
   const TokenMatrix mask = TokenMatrix::Ones(ids.rows(), ids.cols());
   for (auto _ : state) benchmark::DoNotOptimize(model.forward(ids, mask));
   state.SetItemsProcessed(state.iterations() * ids.size());
 }
 
+void decode_steps(benchmark::State& state, const Model<float>& model);
+
 // Decode steps: `batch` rows that start with 128 cached tokens; each iteration feeds one new token
 // per row through the same cache, as generation does (the context grows by one per iteration).
 // Counter: new tokens per second.
 void BM_DecodeStep(benchmark::State& state) {
-  const auto& model = model_110m();
+  decode_steps(state, model_110m(state.range(1)));
+}
+
+// The same on Qwen3-0.6B's shape in bfloat16. Counters: the weight bytes each step reads, and
+// those bytes over the step's time (compare with ReadBandwidth/2 for the floor).
+void BM_Qwen3DecodeStep(benchmark::State& state) {
+  decode_steps(state, model_qwen3_06b());
+  const double bytes = weight_bytes_per_step(model_qwen3_06b().config(), 2.0);
+  state.counters["weight_bytes"] = bytes;
+  state.counters["weight_GB/s"] = benchmark::Counter(bytes * static_cast<double>(state.iterations()) / 1e9,
+                                                     benchmark::Counter::kIsRate);
+}
+
+// Loading the Qwen3-0.6B-shaped bfloat16 folder (file in the page cache after the first run).
+void BM_Qwen3Load(benchmark::State& state) {
+  const auto dir = maskgen::tools::random_qwen3_06b_folder();
+  for (auto _ : state) benchmark::DoNotOptimize(Model<float>::load(dir));
+}
+
+void decode_steps(benchmark::State& state, const Model<float>& model) {
   const auto rows = state.range(0);
   const auto prompt = random_ids(rows, 128, 2), next = random_ids(rows, 1, 3);
   const TokenMatrix mask = TokenMatrix::Ones(rows, 128), one = TokenMatrix::Ones(rows, 1);
   auto cache = model.make_cache(static_cast<std::size_t>(rows));
   model.forward(prompt, mask, &cache);
+  for (int warm_up = 0; warm_up < 2; ++warm_up) model.forward(next, one, &cache);  // first touches cost more
   for (auto _ : state) {
     if (cache.length(0) + 1 > 2048) {  // keep inside the context (not reached at the usual times)
       state.PauseTiming();
@@ -164,8 +219,11 @@ void BM_CopyBandwidth(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * static_cast<std::int64_t>(from.size()));
 }
 
-BENCHMARK(BM_Prefill)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_DecodeStep)->Arg(1)->Arg(4)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+// Second argument: the weight format (0 F32, 1 BF16, 2 F16, 3 int8).
+BENCHMARK(BM_Prefill)->ArgsProduct({{1, 16}, {0, 1, 2, 3}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DecodeStep)->ArgsProduct({{1, 4, 16}, {0, 1, 2, 3}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Qwen3DecodeStep)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Qwen3Load)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PaddingCost)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Matmul)->Args({1, 1})->Args({1, 2})->Args({16, 2})->Args({128, 1})->Args({128, 2})->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_EigenGemm)->Arg(1)->Arg(16)->Arg(128)->UseRealTime()->Unit(benchmark::kMicrosecond);

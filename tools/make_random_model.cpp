@@ -1,7 +1,9 @@
-// make_random_model --out DIR [--vocab N] [--hidden N] [--intermediate N] [--layers N] [--heads N]
-//                   [--kv-heads N] [--max-positions N] [--tied] [--seed N]
-// Writes a Llama-architecture model folder with random float32 weights (defaults: the 110M shape
-// of hidden 768, 12 layers, 12 heads, intermediate 2048, vocab 32000).
+// make_random_model --out DIR [--qwen3-0.6b] [--family llama|qwen3] [--dtype F32|BF16|F16]
+//                   [--vocab N] [--hidden N] [--intermediate N] [--layers N] [--heads N]
+//                   [--kv-heads N] [--head-dim N] [--max-positions N] [--tied] [--seed N]
+// Writes a model folder with random weights (defaults: a Llama of the 110M shape, hidden 768, 12
+// layers, 12 heads, intermediate 2048, vocab 32000, float32). --qwen3-0.6b starts from Qwen3-0.6B's
+// shape (bfloat16, tied); later flags change it.
 
 #include "random_model.hpp"
 
@@ -16,7 +18,21 @@ int main(int argc, char** argv) try {
       if (i + 1 >= argc) throw maskgen::argument_error(arg + " needs a value");
       return std::stoll(argv[++i]);
     };
-    if (arg == "--out" && i + 1 < argc) out = argv[++i];
+    auto text = [&] {
+      if (i + 1 >= argc) throw maskgen::argument_error(arg + " needs a value");
+      return std::string(argv[++i]);
+    };
+    if (arg == "--out") out = text();
+    else if (arg == "--qwen3-0.6b") shape = maskgen::tools::qwen3_06b_shape();
+    else if (arg == "--family") shape.model_type = text();
+    else if (arg == "--dtype") {
+      const std::string d = text();
+      if (d == "F32") shape.dtype = maskgen::DType::F32;
+      else if (d == "BF16") shape.dtype = maskgen::DType::BF16;
+      else if (d == "F16") shape.dtype = maskgen::DType::F16;
+      else throw maskgen::argument_error("--dtype must be F32, BF16 or F16, got " + d);
+    }
+    else if (arg == "--head-dim") shape.head_dim = value();
     else if (arg == "--vocab") shape.vocab_size = value();
     else if (arg == "--hidden") shape.hidden_size = value();
     else if (arg == "--intermediate") shape.intermediate_size = value();

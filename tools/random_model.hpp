@@ -1,9 +1,11 @@
 #pragma once
-// Writes a Llama-architecture model folder with random weights (fixed seed): config.json and a
-// float32 model.safetensors. For benchmarks at realistic sizes; the numbers mean nothing.
+// Writes a Llama- or Qwen3-architecture model folder with random weights (fixed seed): config.json
+// and a model.safetensors in float32, bfloat16 or float16. For benchmarks at realistic sizes; the
+// numbers mean nothing.
 
 #include <maskgen/safetensors.hpp>
 
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -17,6 +19,8 @@
 namespace maskgen::tools {
 
 struct RandomModelShape {
+  std::string model_type = "llama";  // "llama", or "qwen3" (per-head q/k norms, head_dim apart)
+  DType dtype = DType::F32;          // element type of every tensor in the file
   std::int64_t vocab_size = 32000;
   std::int64_t hidden_size = 768;
   std::int64_t intermediate_size = 2048;
@@ -24,43 +28,86 @@ struct RandomModelShape {
   std::int64_t num_heads = 12;
   std::int64_t num_kv_heads = 12;
   std::int64_t max_position_embeddings = 2048;
+  std::int64_t head_dim = 0;         // 0: hidden_size / num_heads
   bool tie_word_embeddings = false;
   std::uint32_t seed = 1;
+
+  std::int64_t head_size() const { return head_dim ? head_dim : hidden_size / num_heads; }
 };
+
+// Qwen3-0.6B's shape: hidden 1024, 28 layers, 16 heads, 8 KV heads, head_dim 128, intermediate
+// 3072, vocab 151,936, tied, in bfloat16 as published.
+inline RandomModelShape qwen3_06b_shape() {
+  RandomModelShape s;
+  s.model_type = "qwen3";
+  s.dtype = DType::BF16;
+  s.vocab_size = 151936;
+  s.hidden_size = 1024;
+  s.intermediate_size = 3072;
+  s.num_layers = 28;
+  s.num_heads = 16;
+  s.num_kv_heads = 8;
+  s.head_dim = 128;
+  s.max_position_embeddings = 40960;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+// `x` in `dtype`, rounded to nearest even (the 16-bit types), as little-endian bytes appended to `out`.
+inline void append_encoded(float x, DType dtype, std::vector<std::byte>& out) {
+  auto put = [&](auto v) {
+    const auto* b = reinterpret_cast<const std::byte*>(&v);
+    out.insert(out.end(), b, b + sizeof v);
+  };
+  switch (dtype) {
+    case DType::F32: put(x); break;
+    case DType::F64: put(static_cast<double>(x)); break;
+    case DType::F16: put(std::bit_cast<std::uint16_t>(static_cast<_Float16>(x))); break;
+    case DType::BF16: {
+      const std::uint32_t u = std::bit_cast<std::uint32_t>(x);
+      put(static_cast<std::uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16));  // finite inputs only
+      break;
+    }
+  }
+}
 
 // Parameters of a model of this shape (weights only).
 inline std::int64_t parameter_count(const RandomModelShape& s) {
-  const std::int64_t head_dim = s.hidden_size / s.num_heads;
+  const std::int64_t head_dim = s.head_size();
   const std::int64_t attention = s.hidden_size * head_dim * (2 * s.num_heads + 2 * s.num_kv_heads);
   const std::int64_t mlp = 3 * s.hidden_size * s.intermediate_size;
-  const std::int64_t layer = attention + mlp + 2 * s.hidden_size;
+  const std::int64_t layer = attention + mlp + 2 * s.hidden_size + (s.model_type == "qwen3" ? 2 * head_dim : 0);
   return s.vocab_size * s.hidden_size * (s.tie_word_embeddings ? 1 : 2) + s.num_layers * layer + s.hidden_size;
 }
 
 inline void write_random_model(const std::filesystem::path& dir, const RandomModelShape& s) {
   std::filesystem::create_directories(dir);
+  const bool qwen3 = s.model_type == "qwen3";
+  if (!qwen3 && s.model_type != "llama") throw argument_error("model_type must be llama or qwen3, got " + s.model_type);
   nlohmann::json config = {
-      {"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", s.vocab_size},
+      {"architectures", {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"}}, {"model_type", s.model_type},
+      {"vocab_size", s.vocab_size}, {"head_dim", s.head_size()},
       {"hidden_size", s.hidden_size}, {"intermediate_size", s.intermediate_size},
       {"num_hidden_layers", s.num_layers}, {"num_attention_heads", s.num_heads},
       {"num_key_value_heads", s.num_kv_heads}, {"max_position_embeddings", s.max_position_embeddings},
       {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", s.tie_word_embeddings}, {"hidden_act", "silu"},
       {"bos_token_id", 1}, {"eos_token_id", 2},
-      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
+      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", qwen3 ? 1000000.0 : 10000.0}}}};
   std::ofstream(dir / "config.json") << config.dump(2) << "\n";
 
   std::mt19937 rng(s.seed);
-  std::vector<std::vector<float>> storage;  // keeps the data alive until written
+  std::vector<std::vector<std::byte>> storage;  // keeps the encoded data alive until written
   std::vector<TensorData> tensors;
   auto add = [&](std::string name, std::vector<std::int64_t> shape, float mean, float stddev) {
     std::int64_t n = 1;
     for (auto d : shape) n *= d;
     std::normal_distribution<float> normal(mean, stddev);
-    auto& data = storage.emplace_back(static_cast<std::size_t>(n));
-    for (auto& x : data) x = normal(rng);
-    tensors.push_back({std::move(name), DType::F32, std::move(shape), std::as_bytes(std::span<const float>(data))});
+    auto& data = storage.emplace_back();
+    data.reserve(static_cast<std::size_t>(n) * dtype_size(s.dtype));
+    for (std::int64_t i = 0; i < n; ++i) append_encoded(normal(rng), s.dtype, data);
+    tensors.push_back({std::move(name), s.dtype, std::move(shape), std::span<const std::byte>(data)});
   };
-  const std::int64_t head_dim = s.hidden_size / s.num_heads, h = s.hidden_size;
+  const std::int64_t head_dim = s.head_size(), h = s.hidden_size;
   const float in_h = 1.0f / std::sqrt(static_cast<float>(h)), in_i = 1.0f / std::sqrt(static_cast<float>(s.intermediate_size));
   add("model.embed_tokens.weight", {s.vocab_size, h}, 0.0f, 1.0f);
   for (std::int64_t i = 0; i < s.num_layers; ++i) {
@@ -70,6 +117,10 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
     add(p + "self_attn.k_proj.weight", {s.num_kv_heads * head_dim, h}, 0.0f, in_h);
     add(p + "self_attn.v_proj.weight", {s.num_kv_heads * head_dim, h}, 0.0f, in_h);
     add(p + "self_attn.o_proj.weight", {h, s.num_heads * head_dim}, 0.0f, in_h);
+    if (qwen3) {
+      add(p + "self_attn.q_norm.weight", {head_dim}, 1.0f, 0.1f);
+      add(p + "self_attn.k_norm.weight", {head_dim}, 1.0f, 0.1f);
+    }
     add(p + "post_attention_layernorm.weight", {h}, 1.0f, 0.1f);
     add(p + "mlp.gate_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
     add(p + "mlp.up_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
@@ -80,11 +131,21 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
   write_safetensors(dir / "model.safetensors", tensors);
 }
 
-// The benchmarks' random model of the 110M shape (the default RandomModelShape), written to the
-// temporary directory on first use and reused afterwards.
-inline std::filesystem::path random_110m_folder() {
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "maskgen-bench-random-110M";
-  if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, {});
+// The benchmarks' random model of the 110M shape (the default RandomModelShape) in `dtype`, written
+// to the temporary directory on first use and reused afterwards.
+inline std::filesystem::path random_110m_folder(DType dtype = DType::F32) {
+  const std::string suffix = dtype == DType::F32 ? "" : "-" + std::string(dtype_name(dtype));
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("maskgen-bench-random-110M" + suffix);
+  RandomModelShape shape;
+  shape.dtype = dtype;
+  if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, shape);
+  return dir;
+}
+
+// The same for Qwen3-0.6B's shape (bfloat16, 1.2 GB).
+inline std::filesystem::path random_qwen3_06b_folder() {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "maskgen-bench-random-qwen3-0.6B";
+  if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, qwen3_06b_shape());
   return dir;
 }
 
