@@ -55,8 +55,10 @@ inline void dot_tile(const Scalar* x, std::size_t ldx, const typename Codec::sto
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < C; ++c) {
       Scalar s = sum_lanes<Scalar>(acc[r][c]);
-      for (std::size_t t = k_vec; t < k; ++t) s += x[r * ldx + t] * static_cast<Scalar>(Codec::scalar(w[c * ldw + t]));
-      if (scales) s *= static_cast<Scalar>(scales[c]);
+      for (std::size_t t = k_vec; t < k; ++t) {
+        s += rounded_product(x[r * ldx + t], static_cast<Scalar>(Codec::scalar(w[c * ldw + t])));
+      }
+      if (scales) s = rounded_product(s, static_cast<Scalar>(scales[c]));
       y[r * ldy + c] = s;
     }
   }

@@ -23,6 +23,19 @@ struct Simd {
   static void load(type& v, const Scalar* p) { std::memcpy(&v, p, sizeof v); }
 };
 
+// a * b, rounded, never fused into a following addition: compilers may contract `s += a * b` into
+// one fused multiply-add where the target has one (GCC does by default), and may decide so
+// differently in two instantiations of the same loop, which would make two kernels that promise
+// the same order round differently. The empty asm hides the product from that contraction.
+template <class T>
+inline T rounded_product(T a, T b) {
+  T p = a * b;
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  asm("" : "+x"(p));
+#endif
+  return p;
+}
+
 // The lanes of `v` summed as a fixed pairwise tree: lane i + lane i + L/2, then again on the
 // first half, down to one (a few shuffles, not a chain of L - 1 dependent adds).
 template <class Scalar>
@@ -40,7 +53,7 @@ template <class Scalar>
 inline Scalar finish(const typename Simd<Scalar>::type& acc, const Scalar* x, const Scalar* w, std::size_t k0,
                      std::size_t k) {
   Scalar s = sum_lanes<Scalar>(acc);
-  for (std::size_t t = k0; t < k; ++t) s += x[t] * w[t];
+  for (std::size_t t = k0; t < k; ++t) s += rounded_product(x[t], w[t]);
   return s;
 }
 

@@ -17,6 +17,15 @@
 
 #include "simd.hpp"
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) || defined(__F16C__)
+#define MASKGEN_HAS_F16C true
+#else
+#define MASKGEN_HAS_F16C false
+#endif
+
 namespace maskgen::ops {
 
 enum class WeightType { F32, F64, BF16, F16, I8 };
@@ -105,6 +114,44 @@ inline void load_widened(typename Simd<Scalar>::type& out, const typename Codec:
     using iv = typename Vector<std::int32_t, n>::type;
     using fv = typename Vector<float, n>::type;
     fv f;
+#if defined(__AVX512F__) || defined(__AVX2__)
+    // The conversions GCC's generic vectors leave to scalar code (int8 -> int32) or split in
+    // halves, in one instruction each; the values are the same.
+    if constexpr (std::is_same_v<Scalar, float> && (!std::is_same_v<Codec, F16> || MASKGEN_HAS_F16C)) {
+#if defined(__AVX512F__)
+      static_assert(n == 16);
+      __m512i wide;
+      if constexpr (std::is_same_v<Codec, F16>) {  // vcvtph2ps: exact, subnormals included
+        const __m512 converted = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+        std::memcpy(&out, &converted, sizeof out);
+      } else if constexpr (std::is_same_v<Codec, I8>) {
+        wide = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        const __m512 converted = _mm512_cvtepi32_ps(wide);
+        std::memcpy(&out, &converted, sizeof out);
+      } else {
+        wide = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16);
+        std::memcpy(&out, &wide, sizeof out);
+      }
+#else
+      static_assert(n == 8);
+      __m256i wide;
+      if constexpr (std::is_same_v<Codec, F16>) {
+#if defined(__F16C__)
+        const __m256 converted = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+        std::memcpy(&out, &converted, sizeof out);
+#endif
+      } else if constexpr (std::is_same_v<Codec, I8>) {
+        wide = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+        const __m256 converted = _mm256_cvtepi32_ps(wide);
+        std::memcpy(&out, &converted, sizeof out);
+      } else {
+        wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16);
+        std::memcpy(&out, &wide, sizeof out);
+      }
+#endif
+      return;
+    }
+#endif
     if constexpr (std::is_same_v<Codec, I8>) {
       bv raw;
       std::memcpy(&raw, p, sizeof raw);
