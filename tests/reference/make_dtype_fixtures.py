@@ -21,64 +21,17 @@ Run with torch, transformers 5 and safetensors installed (CPU is enough):
   python3 tests/reference/make_dtype_fixtures.py --out DIR
 """
 import argparse
-import math
 import os
 import sys
 import traceback
 
 import torch
-import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen3Config
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_model_fixtures as mmf  # noqa: E402
 
 WINDOW = 6
-
-
-def manual_forward_window(model, ids, mask, window=None):
-    """make_model_fixtures.manual_forward with an optional sliding window over real positions."""
-    if window is None:
-        return ORIGINAL_MANUAL(model, ids, mask)
-    cfg, base = model.config, model.model
-    B, L = ids.shape
-    nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, mmf.head_dim_of(cfg)
-    pos = (mask.cumsum(-1) - 1).clamp(min=0)
-    ang = pos.to(torch.float64)[..., None] * mmf.rope_inv_freq(cfg)
-    cos = torch.cat((ang.cos(), ang.cos()), -1)[:, None]
-    sin = torch.cat((ang.sin(), ang.sin()), -1)[:, None]
-    causal = torch.ones(L, L, dtype=torch.bool).tril()
-    near = (pos[:, :, None] - pos[:, None, :]) < window                    # [B, Lq, Lk]
-    allowed = causal[None, None] & mask.bool()[:, None, None, :] & near[:, None]
-
-    def rms(x, norm):
-        return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + mmf.norm_eps(norm)))
-
-    def rotate(x):
-        half = x.shape[-1] // 2
-        return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
-
-    x = base.embed_tokens.weight[ids]
-    for layer in base.layers:
-        a = layer.self_attn
-        h = rms(x, layer.input_layernorm)
-        q = F.linear(h, a.q_proj.weight, a.q_proj.bias).view(B, L, nh, hd)
-        k = F.linear(h, a.k_proj.weight, a.k_proj.bias).view(B, L, nkv, hd)
-        v = F.linear(h, a.v_proj.weight, a.v_proj.bias).view(B, L, nkv, hd)
-        if hasattr(a, "q_norm"):
-            q, k = rms(q, a.q_norm), rms(k, a.k_norm)
-        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
-        q, k = rotate(q), rotate(k)
-        k = k.repeat_interleave(nh // nkv, dim=1)
-        v = v.repeat_interleave(nh // nkv, dim=1)
-        s = (q @ k.transpose(2, 3)) * hd ** -0.5
-        p = torch.softmax(s.masked_fill(~allowed, -math.inf), -1).nan_to_num(0.0)
-        o = (p @ v).transpose(1, 2).reshape(B, L, nh * hd)
-        x = x + F.linear(o, a.o_proj.weight, a.o_proj.bias)
-        h = rms(x, layer.post_attention_layernorm)
-        m = layer.mlp
-        x = x + m.down_proj(F.silu(m.gate_proj(h)) * m.up_proj(h))
-    return F.linear(rms(x, base.norm), model.lm_head.weight)
 
 
 ORIGINAL_MANUAL = mmf.manual_forward
@@ -128,7 +81,7 @@ def main():
             f64.enable()
             window = getattr(reloaded.config, "sliding_window", None) if name == "mistral_window" else None
             print(f"  {name}: sliding_window in config {getattr(reloaded.config, 'sliding_window', None)}")
-            mmf.manual_forward = lambda m, i, k: manual_forward_window(m, i, k, window)
+            mmf.manual_forward = lambda m, i, k: ORIGINAL_MANUAL(m, i, k, window)
             mmf.batches_for = (lambda p: [b for b in ORIGINAL_BATCHES(p) if b[0] != "holes"]) if window else ORIGINAL_BATCHES
             ref = mmf.make_reference(name, reloaded, prompts, 16 if window else mmf.TINY_MAX_NEW_TOKENS, [2], 2,
                                      f64, summary)

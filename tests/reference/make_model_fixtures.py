@@ -253,11 +253,12 @@ class Float64Math:
 # ----------------------------------------------------------------------------------------------
 # An independent float64 forward, to check the patched transformers
 # ----------------------------------------------------------------------------------------------
-def manual_forward(model, ids, mask):
+def manual_forward(model, ids, mask, window=None):
     """Logits [batch, seq, vocab] of a Llama/Mistral/Qwen2/Qwen3 model, written from the papers.
 
     A real token's position is the count of real tokens before it; a query sees the real keys at
-    or before it. ids, mask: [batch, seq] int64."""
+    or before it (with a sliding `window`, only those whose position is within window - 1 of its
+    own). ids, mask: [batch, seq] int64."""
     cfg, base = model.config, model.model
     B, L = ids.shape
     nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, head_dim_of(cfg)
@@ -267,6 +268,8 @@ def manual_forward(model, ids, mask):
     sin = torch.cat((ang.sin(), ang.sin()), -1)[:, None]
     causal = torch.ones(L, L, dtype=torch.bool).tril()
     allowed = causal[None, None] & mask.bool()[:, None, None, :]          # [B, 1, Lq, Lk]
+    if window is not None:
+        allowed = allowed & ((pos[:, :, None] - pos[:, None, :]) < window)[:, None]
 
     def rms(x, norm):
         return norm.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm_eps(norm)))
