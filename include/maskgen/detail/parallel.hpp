@@ -8,8 +8,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <mutex>
@@ -30,6 +31,10 @@ inline int resolve_thread_count(int requested, const char* argument) {
   return requested == 0 ? cores : requested;
 }
 
+// Jobs come in quick succession (a decode step runs about 90 kernels, each a few hundred
+// microseconds), so waking a sleeping thread for each one (a futex round trip, tens of
+// microseconds on a busy machine) would cost a good part of the step. Workers and the calling
+// thread therefore spin on atomics for a while before sleeping, as OpenMP runtimes do.
 class ThreadPool {
  public:
   static ThreadPool& instance() {
@@ -44,71 +49,87 @@ class ThreadPool {
       for (std::size_t i = 0; i < n; ++i) task(i);
       return;
     }
+    if (n - 1 > max_workers) throw argument_error(cat("thread pool: ", n, " threads requested, at most ", max_workers + 1));
     std::lock_guard one_job(job_mutex_);  // callers from several threads take turns
-    {
-      std::unique_lock lock(mutex_);
-      while (workers_.size() < n - 1) workers_.emplace_back([this, k = workers_.size()] { work(k); });
-      task_ = &task;
-      tasks_ = n;
-      pending_ = n - 1;
-      generation_.fetch_add(1, std::memory_order_release);
+    const std::uint64_t job = (job_.load(std::memory_order_relaxed) >> 32) + 1;
+    while (workers_.size() < n - 1) {
+      workers_.emplace_back([this, k = workers_.size(), seen = job_.load(std::memory_order_relaxed)] { work(k, seen); });
     }
-    wake_.notify_all();
+    task_ = &task;
+    pending_.store(static_cast<std::uint32_t>(n - 1), std::memory_order_relaxed);
+    job_.store(job << 32 | n, std::memory_order_release);  // publishes task_ and pending_
+    job_.notify_all();
     inside_task() = true;
     task(0);
     inside_task() = false;
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return pending_ == 0; });
+    // The workers usually finish within microseconds of this thread: spin, then sleep.
+    std::uint32_t left;
+    for (Spin spin; (left = pending_.load(std::memory_order_acquire)) != 0;) {
+      if (!spin.next()) pending_.wait(left, std::memory_order_acquire);
+    }
     task_ = nullptr;
   }
 
   ~ThreadPool() {
-    {
-      std::lock_guard lock(mutex_);
-      stop_ = true;
-    }
-    wake_.notify_all();
+    job_.store(stop_job, std::memory_order_release);
+    job_.notify_all();
     for (auto& w : workers_) w.join();
   }
 
  private:
   ThreadPool() = default;
 
+  // job_ holds a job's number (high 32 bits) and its number of tasks (low 32), in one word so a
+  // worker reads both at once: a worker with no task in job j must not take job j + 1's count as
+  // job j's. The word changes only when no task of the previous job is running.
+  static constexpr std::uint64_t stop_job = ~std::uint64_t{0};
+  static constexpr std::size_t max_workers = 4095;
+
+  // Busy-waits up to spin_time (pausing the core between looks), then says to sleep.
+  class Spin {
+   public:
+    bool next() {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      if (++count_ % 64 != 0) return true;
+      std::this_thread::yield();  // lets a thread that has work run first where cores are oversubscribed
+      const auto now = std::chrono::steady_clock::now();
+      if (count_ == 64) start_ = now;
+      return now - start_ < spin_time;
+    }
+
+   private:
+    static constexpr auto spin_time = std::chrono::microseconds(1000);
+    std::uint64_t count_ = 0;
+    std::chrono::steady_clock::time_point start_;
+  };
+
   static bool& inside_task() {
     thread_local bool inside = false;
     return inside;
   }
 
-  void work(std::size_t k) {  // worker k runs task k + 1 of each job that has that many
+  void work(std::size_t k, std::uint64_t seen) {  // worker k runs task k + 1 of each job that has that many
     inside_task() = true;
-    std::size_t seen = 0;
     for (;;) {
-      // Jobs often come in quick succession: look for the next one briefly before sleeping.
-      for (int spin = 0; spin < spin_limit && generation_.load(std::memory_order_acquire) == seen; ++spin) {
-        std::this_thread::yield();
+      std::uint64_t job;
+      for (Spin spin; (job = job_.load(std::memory_order_acquire)) == seen;) {
+        if (!spin.next()) job_.wait(seen, std::memory_order_acquire);
       }
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_.load() != seen; });
-      if (stop_) return;
-      seen = generation_.load();
-      if (k + 1 >= tasks_) continue;
-      const auto* task = task_;
-      lock.unlock();
-      (*task)(k + 1);
-      lock.lock();
-      if (--pending_ == 0) done_.notify_one();
+      seen = job;
+      if (job == stop_job) return;
+      if (k + 1 >= (job & 0xFFFFFFFF)) continue;
+      (*task_)(k + 1);  // task_ stays this job's until this task is counted done
+      if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
     }
   }
 
   std::mutex job_mutex_;
-  std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  std::vector<std::thread> workers_;
+  std::vector<std::thread> workers_;  // changed only under job_mutex_
   const std::function<void(std::size_t)>* task_ = nullptr;
-  std::size_t tasks_ = 0, pending_ = 0;
-  std::atomic<std::size_t> generation_{0};  // counts jobs; written under mutex_
-  static constexpr int spin_limit = 2000;
-  bool stop_ = false;
+  std::atomic<std::uint64_t> job_{0};
+  std::atomic<std::uint32_t> pending_{0};  // tasks of the current job still running on workers
 };
 
 // Calls body(begin, end) on disjoint chunks covering [0, n), using up to `threads` threads (the

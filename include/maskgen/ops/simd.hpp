@@ -36,16 +36,29 @@ inline T rounded_product(T a, T b) {
   return p;
 }
 
-// The lanes of `v` summed as a fixed pairwise tree: lane i + lane i + L/2, then again on the
-// first half, down to one (a few shuffles, not a chain of L - 1 dependent adds).
+// The lanes of a `bytes`-wide vector summed as a fixed pairwise tree: lane i + lane i + L/2, then
+// again on the first half, down to one. Each step adds the upper half of the vector to the lower
+// half as one vector operation (an extract and an add), not a chain of L - 1 scalar adds.
+template <class Scalar, std::size_t bytes>
+inline Scalar tree_sum(const void* v) {
+  typedef Scalar Vec __attribute__((vector_size(bytes)));
+  Vec whole;
+  std::memcpy(&whole, v, bytes);
+  if constexpr (bytes == 2 * sizeof(Scalar)) {
+    return whole[0] + whole[1];
+  } else {
+    typedef Scalar Half __attribute__((vector_size(bytes / 2)));
+    Half low, high;
+    std::memcpy(&low, &whole, bytes / 2);
+    std::memcpy(&high, reinterpret_cast<const char*>(&whole) + bytes / 2, bytes / 2);
+    const Half sum = low + high;
+    return tree_sum<Scalar, bytes / 2>(&sum);
+  }
+}
+
 template <class Scalar>
 inline Scalar sum_lanes(const typename Simd<Scalar>::type& v) {
-  Scalar lanes[Simd<Scalar>::lanes];
-  std::memcpy(lanes, &v, sizeof v);
-  for (std::size_t width = Simd<Scalar>::lanes / 2; width >= 1; width /= 2) {
-    for (std::size_t i = 0; i < width; ++i) lanes[i] += lanes[i + width];
-  }
-  return lanes[0];
+  return tree_sum<Scalar, simd_bytes>(&v);
 }
 
 // The fixed final step of every dot product: the lanes' tree sum, then the k % lanes tail.
