@@ -1,0 +1,181 @@
+// Chat templates against Python's jinja2 with transformers' settings (tests/data/chat, written by
+// tests/reference/make_chat_fixtures.py): the published templates of Qwen3, Qwen2.5, Llama 3,
+// 3.1 and 3.2, Mistral Instruct and Llama 2 over many conversations, and small templates that
+// exercise one construct each. Every case renders to jinja2's exact output, or fails where jinja2
+// fails (with the template's own message for raise_exception), or, for the constructs listed in
+// kUnsupported, is refused with unsupported_template_error: never a silently different prompt.
+
+#include <maskgen/chat_template.hpp>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using maskgen::ChatTemplate;
+using json = nlohmann::ordered_json;
+
+const json& fixtures() {
+  static const json data = [] {
+    std::ifstream in(std::string(MASKGEN_TEST_DATA_DIR) + "/chat/chat_fixtures.json");
+    return json::parse(in);
+  }();
+  return data;
+}
+
+// Cases whose construct maskgen's interpreter refuses by design (each must throw
+// unsupported_template_error): integers past 64 bits, recursive loops, {% call %}, and the
+// printf-style and str.format formatting that no chat template we know of uses.
+const std::map<std::string, std::string> kUnsupported = {
+    {"synthetic/arithmetic_big", "integers beyond 64 bits"},
+    {"synthetic/filter_tojson_basic", "integers beyond 64 bits (a variable holds 12345678901234567890)"},
+    {"synthetic/loop_recursive", "recursive for loops"},
+    {"synthetic/macro_caller", "{% call %} blocks"},
+    {"synthetic/filter_format", "the format filter"},
+    {"synthetic/str_format_method", "str.format"},
+};
+
+std::chrono::system_clock::time_point fixture_now() {
+  using namespace std::chrono;
+  return sys_days(year(2024) / July / 26);  // the fixtures' fixed strftime_now time, 2024-07-26T00:00:00
+}
+
+std::string template_text(const json& c) {
+  if (c.contains("template_text")) return c["template_text"].get<std::string>();
+  return fixtures()["templates"][c["template"].get<std::string>()]["text"].get<std::string>();
+}
+
+TEST(ChatTemplate, FixturesCoverEveryPublishedTemplate) {
+  std::set<std::string> names;
+  for (const auto& c : fixtures()["cases"]) {
+    if (c.contains("template")) names.insert(c["template"].get<std::string>());
+  }
+  for (const char* t : {"qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2", "mistral_instruct", "llama2"}) {
+    EXPECT_TRUE(names.count(t)) << t;
+  }
+  EXPECT_GT(fixtures()["cases"].size(), 250u);
+}
+
+TEST(ChatTemplate, RendersAsJinja2) {
+  int passed = 0, errors = 0;
+  for (const auto& c : fixtures()["cases"]) {
+    const std::string name = c["name"].get<std::string>();
+    SCOPED_TRACE(name);
+    maskgen::ChatOptions options;
+    options.now = fixture_now();
+    if (kUnsupported.count(name)) {
+      EXPECT_THROW(
+          {
+            ChatTemplate t(template_text(c));
+            t.render(c["variables"], options);
+          },
+          maskgen::unsupported_template_error);
+      continue;
+    }
+    try {
+      const ChatTemplate t(template_text(c));
+      const std::string got = t.render(c["variables"], options);
+      if (c.contains("error")) {
+        ADD_FAILURE() << "rendered where jinja2 fails with: " << c["error"].get<std::string>() << "\ngot: " << got;
+      } else {
+        EXPECT_EQ(got, c["expected"].get<std::string>());
+        ++passed;
+      }
+    } catch (const maskgen::unsupported_template_error& e) {
+      // Refusing a construct is right only where jinja2 fails too (say, calling a method str lacks).
+      EXPECT_TRUE(c.contains("error") && c["error_type"] != "TemplateError") << "unsupported: " << e.what();
+      ++errors;
+    } catch (const maskgen::template_raised_error& e) {
+      ASSERT_TRUE(c.contains("error")) << "raised: " << e.what();
+      EXPECT_EQ(c["error_type"].get<std::string>(), "TemplateError");
+      EXPECT_EQ(std::string(e.what()), c["error"].get<std::string>());  // the template's own message
+      ++errors;
+    } catch (const maskgen::template_error& e) {
+      ASSERT_TRUE(c.contains("error")) << "failed: " << e.what();
+      EXPECT_NE(c["error_type"].get<std::string>(), "TemplateError") << "jinja2 raised the template's message: "
+                                                                     << c["error"].get<std::string>() << "; maskgen: " << e.what();
+      ++errors;
+    }
+  }
+  EXPECT_GT(passed, 200);
+  EXPECT_GT(errors, 10);
+}
+
+TEST(ChatTemplate, Qwen3FromTokenizerConfigMatchesTheFixtures) {
+  const auto chat = ChatTemplate::from_tokenizer_config(std::string(MASKGEN_SHARED_DIR) + "/tokenizers/qwen3");
+  EXPECT_EQ(chat.special_tokens()["eos_token"], "<|im_end|>");
+  EXPECT_FALSE(chat.special_tokens().contains("bos_token"));  // null in the config: not passed, as transformers
+  int checked = 0;
+  for (const auto& c : fixtures()["cases"]) {
+    if (!c.contains("template") || c["template"] != "qwen3" || !c.contains("expected")) continue;
+    const json& v = c["variables"];
+    maskgen::ChatOptions options;
+    options.add_generation_prompt = v["add_generation_prompt"].get<bool>();
+    options.tools = v["tools"];
+    options.documents = v["documents"];
+    for (const auto& [k, x] : v.items()) {
+      if (k != "messages" && k != "tools" && k != "documents" && k != "add_generation_prompt" && k != "eos_token" &&
+          k != "pad_token") {
+        options.variables[k] = x;
+      }
+    }
+    EXPECT_EQ(chat.apply(v["messages"], options), c["expected"].get<std::string>()) << c["name"];
+    ++checked;
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST(ChatTemplate, ApplyBatchRendersEachConversationAsAlone) {
+  const auto chat = ChatTemplate::from_tokenizer_config(std::string(MASKGEN_SHARED_DIR) + "/tokenizers/qwen3");
+  std::vector<json> conversations;
+  for (int i = 0; i < 9; ++i) {
+    conversations.push_back(json::array({{{"role", "user"}, {"content", "question " + std::to_string(i)}}}));
+  }
+  const maskgen::ChatOptions options{.add_generation_prompt = true};
+  const auto batch = chat.apply_batch(conversations, options, 2);
+  ASSERT_EQ(batch.size(), conversations.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(batch[i], chat.apply(conversations[i], options));
+  EXPECT_EQ(batch[3], "<|im_start|>user\nquestion 3<|im_end|>\n<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, ErrorsNameTheLineAndTheConstruct) {
+  try {
+    ChatTemplate("line one\n{% if x %}\n{% include 'other.jinja' %}\n{% endif %}");
+    FAIL() << "compiled";
+  } catch (const maskgen::unsupported_template_error& e) {
+    EXPECT_NE(std::string(e.what()).find("line 3"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("include"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(ChatTemplate("{{ x | no_such_filter }}"), maskgen::template_error);
+  EXPECT_THROW(ChatTemplate("{% if x %}unclosed"), maskgen::template_error);
+  EXPECT_THROW(ChatTemplate("{{ 'unterminated }}"), maskgen::template_error);
+  // raise_exception's message comes through exactly, as a typed error.
+  try {
+    ChatTemplate("{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}")
+        .render(json::object());
+    FAIL() << "rendered";
+  } catch (const maskgen::template_raised_error& e) {
+    EXPECT_STREQ(e.what(), "Conversation roles must alternate user/assistant/user/assistant/...");
+  }
+}
+
+TEST(ChatTemplate, HostileTemplatesHitLimitsInsteadOfRunningAway) {
+  const json none = json::object();
+  EXPECT_THROW(ChatTemplate("{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}{% endfor %}{% endfor %}{% endfor %}")
+                   .render(none),
+               maskgen::template_error);  // step limit
+  EXPECT_THROW(ChatTemplate("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").render(none),
+               maskgen::template_error);  // call depth
+  EXPECT_THROW(ChatTemplate("{{ 'x' * 100000000 }}").render(none), maskgen::template_error);  // output size
+  EXPECT_THROW(ChatTemplate("{{ " + std::string(1000, '(') + "1" + std::string(1000, ')') + " }}"), maskgen::template_error);  // nesting
+  std::string nested_ifs;
+  for (int i = 0; i < 300; ++i) nested_ifs = "{% if true %}" + nested_ifs + "{% endif %}";
+  EXPECT_THROW(ChatTemplate{nested_ifs}, maskgen::template_error);
+  EXPECT_THROW(ChatTemplate("{{ range(100000000) | length }}").render(none), maskgen::template_error);
+}
+
+}  // namespace
