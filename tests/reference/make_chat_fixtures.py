@@ -5,7 +5,7 @@ chat-template interpreter.
 How it was run (from the repository root; any Python 3 with jinja2 >= 3.1 will do, e.g. Debian's
 python3-jinja2; it was run with jinja2 3.1.6 on Python 3.11):
 
-    /root/.pyenv/shims/python3 tests/reference/make_chat_fixtures.py
+    python3 tests/reference/make_chat_fixtures.py
 
 It needs no network, numpy, torch or transformers. It reproduces the rendering environment of
 Hugging Face transformers' `apply_chat_template` (transformers 4.4x and 5.x,
