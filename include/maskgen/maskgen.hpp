@@ -5,6 +5,7 @@
 #define MASKGEN_VERSION_MINOR 1
 #define MASKGEN_VERSION_PATCH 0
 
+#include "chat_template.hpp"
 #include "config.hpp"
 #include "error.hpp"
 #include "generate.hpp"

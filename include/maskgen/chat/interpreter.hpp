@@ -400,12 +400,24 @@ class Interpreter {
     const auto n = static_cast<std::int64_t>(items.size());
     Value loop = Value::dict({}, false);
     DictData& l = loop.as_dict();
+    auto position = std::make_shared<std::int64_t>(0);  // what loop.cycle() reads
     auto last_changed = std::make_shared<std::optional<Value>>();
     l.set("length", Value(n));
     l.set("depth", Value(1));
     l.set("depth0", Value(0));
+    l.set("cycle", Value::function("loop.cycle", [position](CallArgs& a) -> Value {
+            if (a.positional.empty()) throw template_error("no items for cycling given");
+            return a.positional[static_cast<std::size_t>(*position) % a.positional.size()];
+          }));
+    l.set("changed", Value::function("loop.changed", [last_changed](CallArgs& a) -> Value {
+            const Value now = Value::list(a.positional);
+            if (*last_changed && equal(**last_changed, now)) return Value(false);
+            *last_changed = now;
+            return Value(true);
+          }));
     for (std::int64_t i = 0; i < n; ++i) {
       step(s.line);
+      *position = i;
       l.set("index0", Value(i));
       l.set("index", Value(i + 1));
       l.set("revindex", Value(n - i));
@@ -414,16 +426,6 @@ class Interpreter {
       l.set("last", Value(i == n - 1));
       l.set("previtem", i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("there is no previous item"));
       l.set("nextitem", i + 1 < n ? items[static_cast<std::size_t>(i + 1)] : Value::undefined("there is no next item"));
-      l.set("cycle", Value::function("loop.cycle", [i](CallArgs& a) -> Value {
-              if (a.positional.empty()) throw template_error("no items for cycling given");
-              return a.positional[static_cast<std::size_t>(i) % a.positional.size()];
-            }));
-      l.set("changed", Value::function("loop.changed", [last_changed](CallArgs& a) -> Value {
-              const Value now = Value::list(a.positional);
-              if (*last_changed && equal(**last_changed, now)) return Value(false);
-              *last_changed = now;
-              return Value(true);
-            }));
       scopes_.push_back(std::make_shared<Scope>());
       try {
         assign("loop", loop);
@@ -599,9 +601,8 @@ class Interpreter {
     if (obj.is_dict()) {
       const DictData& d = obj.as_dict();
       if (!d.is_namespace) {
-        if (name == "items" || name == "keys" || name == "values" || name == "get") return bound_method(obj, name);
-        static const std::set<std::string, std::less<>> unsafe = {"update", "pop", "popitem", "clear", "setdefault", "copy", "fromkeys"};
-        if (unsafe.count(name)) {
+        if (dict_methods().count(name)) return bound_method(obj, name);
+        if (unsafe_dict_methods().count(name)) {
           return Value::undefined(detail::cat("access to attribute '", name, "' of 'dict' object is unsafe."));
         }
       }
@@ -609,17 +610,12 @@ class Interpreter {
       return Value::undefined(detail::cat("'", d.is_namespace ? "Namespace" : "dict object", "' has no attribute '", name, "'"));
     }
     if (obj.is_string()) {
-      static const std::set<std::string, std::less<>> methods = {
-          "capitalize", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit", "islower", "isspace",
-          "isupper", "join", "lower", "lstrip", "replace", "rfind", "rsplit", "rstrip", "split", "splitlines",
-          "startswith", "strip", "swapcase", "title", "upper"};
-      if (methods.count(name)) return bound_method(obj, name);
+      if (string_methods().count(name)) return bound_method(obj, name);
       return Value::undefined(detail::cat("'str object' has no attribute '", name, "'"));
     }
     if (obj.is_list()) {
-      if (name == "index" || name == "count") return bound_method(obj, name);
-      static const std::set<std::string, std::less<>> unsafe = {"append", "extend", "insert", "pop", "remove", "clear", "sort", "reverse", "copy"};
-      if (unsafe.count(name)) {
+      if (list_methods().count(name)) return bound_method(obj, name);
+      if (unsafe_list_methods().count(name)) {
         return Value::undefined(detail::cat("access to attribute '", name, "' of '", obj.type_name(), "' object is unsafe."));
       }
       return Value::undefined(detail::cat("'", obj.type_name(), " object' has no attribute '", name, "'"));
@@ -1459,7 +1455,7 @@ class Interpreter {
     if (f == "attr") {
       const std::string name = string_arg(a, 0, "name", "attr");
       if (v.is_dict() && !v.as_dict().is_namespace) {  // Python attributes only, not keys
-        if (name == "items" || name == "keys" || name == "values" || name == "get") return bound_method(v, name);
+        if (dict_methods().count(name)) return bound_method(v, name);
         return Value::undefined(detail::cat("'dict object' has no attribute '", name, "'"));
       }
       return attribute(v, name, line);

@@ -73,15 +73,40 @@ inline const std::set<std::string, std::less<>>& known_tests() {
       ">", ">="};
   return names;
 }
-// Method names callable on some value (str, dict, list); calling any other is refused at compile time.
-inline const std::set<std::string, std::less<>>& known_methods() {
-  static const std::set<std::string, std::less<>> names = {
-      "capitalize", "changed", "count", "cycle", "endswith", "find", "get", "index", "isalnum", "isalpha", "isdigit", "islower",
-      "isspace", "isupper", "items", "join", "keys", "lower", "lstrip", "replace", "rfind", "rsplit",
-      "rstrip", "split", "splitlines", "startswith", "strip", "swapcase", "title", "upper", "values",
-      // unsafe in jinja2's sandbox, refused when called
-      "append", "clear", "copy", "extend", "insert", "pop", "popitem", "remove", "setdefault", "sort", "update"};
+// Methods, by the type they belong to: those the interpreter implements, and those jinja2's
+// sandbox refuses because they would modify a value. One list serves the parser's compile-time
+// check and the interpreter's lookups.
+using NameSet = std::set<std::string, std::less<>>;
+inline const NameSet& string_methods() {
+  static const NameSet names = {
+      "capitalize", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit", "islower", "isspace",
+      "isupper", "join", "lower", "lstrip", "replace", "rfind", "rsplit", "rstrip", "split", "splitlines",
+      "startswith", "strip", "swapcase", "title", "upper"};
   return names;
+}
+inline const NameSet& dict_methods() {
+  static const NameSet names = {"get", "items", "keys", "values"};
+  return names;
+}
+inline const NameSet& list_methods() {
+  static const NameSet names = {"count", "index"};
+  return names;
+}
+inline const NameSet& unsafe_dict_methods() {
+  static const NameSet names = {"clear", "copy", "fromkeys", "pop", "popitem", "setdefault", "update"};
+  return names;
+}
+inline const NameSet& unsafe_list_methods() {
+  static const NameSet names = {"append", "clear", "copy", "extend", "insert", "pop", "remove", "reverse", "sort"};
+  return names;
+}
+// Whether calling `.name(...)` can mean anything here (loop.cycle and loop.changed included);
+// calling any other name is refused at compile time.
+inline bool is_known_method(std::string_view name) {
+  for (const NameSet* set : {&string_methods(), &dict_methods(), &list_methods(), &unsafe_dict_methods(), &unsafe_list_methods()}) {
+    if (set->count(name)) return true;
+  }
+  return name == "cycle" || name == "changed";
 }
 
 class Parser {
@@ -128,6 +153,9 @@ class Parser {
     return t;
   }
   bool at_op(std::string_view op) const { return peek().kind == Token::Kind::Operator && peek().text == op; }
+  bool at_comparison() const {
+    return at_op("==") || at_op("!=") || at_op("<") || at_op("<=") || at_op(">") || at_op(">=");
+  }
   bool at_name(std::string_view name) const { return peek().kind == Token::Kind::Name && peek().text == name; }
   bool accept_op(std::string_view op) {
     if (!at_op(op)) return false;
@@ -194,13 +222,9 @@ class Parser {
   }
 
   // The tag that ends a block: consumes it and checks it has nothing else.
-  void close_block(std::string_view name) {
-    Piece& p = pieces_[piece_];
-    tokens_ = &p.tokens;
-    pos_ = 1;
+  void close_block() {
+    enter_tag();
     expect_end();
-    ++piece_;
-    (void)name;
   }
   std::string current_tag() const { return pieces_[piece_].tokens[0].text; }
   // Re-enters the tokens of the tag at piece_ (after parse_body stopped at it).
@@ -223,14 +247,14 @@ class Parser {
       while (accept_op("|")) s->filter = parse_filter(std::move(s->filter));
       expect_end();
       s->body = parse_body({"endfilter"});
-      close_block("endfilter");
+      close_block();
       return s;
     }
     if (tag == "generation") {  // transformers' AssistantTracker: renders its body unchanged
       expect_end();
       auto s = std::make_unique<Stmt>(Stmt::Kind::Block, line);
       s->body = parse_body({"endgeneration"});
-      close_block("endgeneration");
+      close_block();
       return s;
     }
     if (tag == "break" || tag == "continue") {
@@ -306,7 +330,7 @@ class Parser {
     auto s = std::make_unique<Stmt>(Stmt::Kind::SetBlock, line);
     s->targets = std::move(targets);
     s->body = parse_body({"endset"});
-    close_block("endset");
+    close_block();
     return s;
   }
 
@@ -401,9 +425,7 @@ class Parser {
     std::unique_ptr<Expr> cmp;
     while (true) {
       std::string op;
-      if (peek().kind == Token::Kind::Operator &&
-          (peek().text == "==" || peek().text == "!=" || peek().text == "<" || peek().text == "<=" ||
-           peek().text == ">" || peek().text == ">=")) {
+      if (at_comparison()) {
         op = next().text;
       } else if (at_name("in")) {
         next();
@@ -624,7 +646,7 @@ class Parser {
         }
         e = std::move(s);
       } else if (accept_op("(")) {
-        if (e->kind == Expr::Kind::Attribute && !known_methods().count(e->name) && e->name.rfind("__", 0) != 0) {
+        if (e->kind == Expr::Kind::Attribute && !is_known_method(e->name) && e->name.rfind("__", 0) != 0) {
           unsupported(line, detail::cat("the method '", e->name, "'"));
         }
         auto call = make(Expr::Kind::Call, line);
@@ -666,9 +688,7 @@ class Parser {
         t->negated = accept_name("not");
         if (peek().kind == Token::Kind::Name) {
           t->name = next().text;
-        } else if (peek().kind == Token::Kind::Operator &&
-                   (peek().text == "==" || peek().text == "!=" || peek().text == "<" || peek().text == "<=" ||
-                    peek().text == ">" || peek().text == ">=")) {
+        } else if (at_comparison()) {
           t->name = next().text;
         } else {
           syntax_error(line, detail::cat("expected a test name, got ", describe(peek())));
