@@ -90,21 +90,29 @@ inline std::string capitalize(std::string_view s) {
   }
   return out;
 }
-// Python's strip family: chars empty and `whitespace` = Python's whitespace.
+// Python's strip family: chars unset strips Python's whitespace. Scans code points in from each
+// end only as far as it strips (contents are long; what is stripped is short).
 inline std::string strip(std::string_view s, bool left, bool right, const std::optional<std::string>& chars) {
-  const auto cps = decode(s);
   const auto set = chars ? decode(*chars) : std::vector<char32_t>{};
   auto strip_it = [&](char32_t c) {
     return chars ? std::find(set.begin(), set.end(), c) != set.end() : is_space(c);
   };
-  std::size_t b = 0, e = cps.size();
+  std::size_t b = 0, e = s.size();
   if (left) {
-    while (b < e && strip_it(cps[b])) ++b;
+    for (std::size_t next = b; b < e; b = next) {
+      if (!strip_it(decode_at(s, next))) break;
+    }
   }
   if (right) {
-    while (e > b && strip_it(cps[e - 1])) --e;
+    while (e > b) {
+      std::size_t start = e - 1;
+      while (start > b && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
+      std::size_t at = start;
+      if (!strip_it(decode_at(s, at))) break;
+      e = start;
+    }
   }
-  return encode(cps, b, e);
+  return std::string(s.substr(b, e - b));
 }
 // Python's str.split(sep, maxsplit) and rsplit.
 inline std::vector<std::string> split(std::string_view s, const std::optional<std::string>& sep, std::int64_t maxsplit,
