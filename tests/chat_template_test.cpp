@@ -7,6 +7,7 @@
 
 #include <maskgen/chat_template.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -140,6 +141,81 @@ TEST(ChatTemplate, ApplyBatchRendersEachConversationAsAlone) {
   ASSERT_EQ(batch.size(), conversations.size());
   for (std::size_t i = 0; i < batch.size(); ++i) EXPECT_EQ(batch[i], chat.apply(conversations[i], options));
   EXPECT_EQ(batch[3], "<|im_start|>user\nquestion 3<|im_end|>\n<|im_start|>assistant\n");
+}
+
+// Token ids against transformers' apply_chat_template(tokenize=True) on the real Qwen3 and
+// Llama 3 tokenizers (tests/data/chat/chat_token_fixtures.json, written by
+// tests/reference/make_chat_token_fixtures.py): the rendering, its ids, and encode_chats' row.
+const json& token_fixtures() {
+  static const json data = [] {
+    std::ifstream in(std::string(MASKGEN_TEST_DATA_DIR) + "/chat/chat_token_fixtures.json");
+    return json::parse(in);
+  }();
+  return data;
+}
+
+maskgen::ChatOptions token_case_options(const json& c) {
+  maskgen::ChatOptions options;
+  options.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+  if (c.contains("tools")) options.tools = c["tools"];
+  if (c.contains("variables")) options.variables = c["variables"];
+  return options;
+}
+
+std::vector<std::int32_t> row_ids(const maskgen::BatchEncoding& batch, Eigen::Index row) {
+  std::vector<std::int32_t> ids;
+  for (Eigen::Index j = 0; j < batch.input_ids.cols(); ++j) {
+    if (batch.attention_mask(row, j) == 1) ids.push_back(batch.input_ids(row, j));
+  }
+  return ids;
+}
+
+TEST(ChatTemplate, TokenIdsMatchTransformersApplyChatTemplate) {
+  int checked = 0;
+  for (const char* name : {"qwen3", "llama3"}) {
+    const std::string dir = std::string(MASKGEN_SHARED_DIR) + "/tokenizers/" + name;
+    if (!std::filesystem::exists(dir + "/tokenizer.json")) GTEST_SKIP() << "needs " << dir;
+    const auto tokenizer = maskgen::load_tokenizer(dir);
+    const auto chat = ChatTemplate::from_tokenizer_config(dir);
+    for (const auto& c : token_fixtures()["tokenizers"][name]["cases"]) {
+      SCOPED_TRACE(std::string(name) + "/" + c["name"].get<std::string>());
+      const auto options = token_case_options(c);
+      const std::string text = chat.apply(c["messages"], options);
+      EXPECT_EQ(text, c["text"].get<std::string>());
+      const auto expected = c["ids"].get<std::vector<std::int32_t>>();
+      EXPECT_EQ(tokenizer.encode(text, {.add_bos = false, .add_eos = false}), expected);
+      const std::vector<json> one = {c["messages"]};
+      const auto batch = maskgen::encode_chats(tokenizer, chat, one, options);
+      ASSERT_EQ(batch.input_ids.rows(), 1);
+      EXPECT_EQ(row_ids(batch, 0), expected);  // no BOS added on top of the template's own
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 12);
+}
+
+TEST(ChatTemplate, EncodeChatsEqualsTransformersPaddedBatch) {
+  const std::string dir = std::string(MASKGEN_SHARED_DIR) + "/tokenizers/qwen3";
+  if (!std::filesystem::exists(dir + "/tokenizer.json")) GTEST_SKIP() << "needs " << dir;
+  const auto tokenizer = maskgen::load_tokenizer(dir);
+  const auto chat = ChatTemplate::from_tokenizer_config(dir);
+  const json& fixture = token_fixtures()["tokenizers"]["qwen3"];
+  std::map<std::string, json> by_name;
+  for (const auto& c : fixture["cases"]) by_name[c["name"].get<std::string>()] = c["messages"];
+  std::vector<json> conversations;
+  for (const auto& n : fixture["batch"]["cases"]) conversations.push_back(by_name.at(n.get<std::string>()));
+  const auto batch = maskgen::encode_chats(tokenizer, chat, conversations, {.add_generation_prompt = true},
+                                           {.num_threads = 2});
+  const auto& want_ids = fixture["batch"]["input_ids"];
+  const auto& want_mask = fixture["batch"]["attention_mask"];
+  ASSERT_EQ(batch.input_ids.rows(), static_cast<Eigen::Index>(want_ids.size()));
+  ASSERT_EQ(batch.input_ids.cols(), static_cast<Eigen::Index>(want_ids[0].size()));
+  for (Eigen::Index i = 0; i < batch.input_ids.rows(); ++i) {
+    for (Eigen::Index j = 0; j < batch.input_ids.cols(); ++j) {
+      EXPECT_EQ(batch.input_ids(i, j), want_ids[i][j].get<std::int32_t>()) << i << "," << j;
+      EXPECT_EQ(batch.attention_mask(i, j), want_mask[i][j].get<std::int32_t>()) << i << "," << j;
+    }
+  }
 }
 
 TEST(ChatTemplate, ErrorsNameTheLineAndTheConstruct) {

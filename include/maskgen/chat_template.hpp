@@ -6,6 +6,7 @@
 //   const auto chat = maskgen::ChatTemplate::from_tokenizer_config(model_dir);
 //   const auto batch = maskgen::encode_chats(tokenizer, chat, conversations, {.add_generation_prompt = true});
 //
+// encode_chats takes a Tokenizer of either backend (load_tokenizer(model_dir) gives one).
 // The template runs on maskgen's own Jinja interpreter (chat/*.hpp), with transformers' settings:
 // trim_blocks and lstrip_blocks, `tojson` that keeps non-ASCII, raise_exception(), strftime_now(),
 // `{% generation %}`, loop controls. Templates are compiled once; rendering is thread-safe.
@@ -26,6 +27,7 @@
 #include "detail/files.hpp"
 #include "detail/parallel.hpp"
 #include "error.hpp"
+#include "tokenizer.hpp"
 
 namespace maskgen {
 
@@ -245,5 +247,21 @@ class ChatTemplate {
     return g;
   }
 };
+
+// transformers' apply_chat_template(conversations, tokenize=True, padding=True) in one call: each
+// conversation rendered by `chat` (on padding.num_threads threads), the renderings encoded and
+// laid out as one padded batch, left-padded by default, ready for generate().
+// The template writes the special tokens it wants (Llama 3's <|begin_of_text|>), so BOS and EOS
+// are not added unless padding.add_bos / add_eos ask for them, as transformers encodes the
+// rendering with add_special_tokens=False.
+template <TokenizerBackend Backend>
+BatchEncoding encode_chats(const Tokenizer<Backend>& tokenizer, const ChatTemplate& chat,
+                           std::span<const nlohmann::ordered_json> conversations, const ChatOptions& options = {},
+                           PaddingOptions padding = {}) {
+  if (!padding.add_bos) padding.add_bos = false;
+  if (!padding.add_eos) padding.add_eos = false;
+  const std::vector<std::string> texts = chat.apply_batch(conversations, options, padding.num_threads);
+  return tokenizer.encode_batch(texts, padding);
+}
 
 }  // namespace maskgen
