@@ -14,6 +14,9 @@
 //     --stream                print text as it is generated
 //     --threads N             default: every core
 //     --check                 for the bundled task: mark each answer right or wrong and count them
+//     --chat                  send each prompt as a user message through the model's chat template
+//                             (tokenizer_config.json), with --system TEXT as a system message and
+//                             --no-thinking to pass enable_thinking=false (Qwen3)
 //
 // Prints each prompt and its continuation, and at the end the new tokens per second.
 
@@ -23,6 +26,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -84,7 +88,8 @@ int main(int argc, char** argv) try {
   maskgen::GenerationConfig gen{.max_new_tokens = 32};
   std::vector<std::string> prompts;
   std::size_t batch_size = 16;
-  bool right = false, stream = false, check = false;
+  bool right = false, stream = false, check = false, chat = false, thinking = true;
+  std::optional<std::string> system;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&]() -> std::string {
@@ -112,6 +117,9 @@ int main(int argc, char** argv) try {
     else if (arg == "--right") right = true;
     else if (arg == "--stream") stream = true;
     else if (arg == "--check") check = true;
+    else if (arg == "--chat") chat = true;
+    else if (arg == "--system") system = value();
+    else if (arg == "--no-thinking") thinking = false;
     else if (arg.rfind("--", 0) == 0) throw maskgen::argument_error("unknown option " + arg + " (see the comment at the top of batch_generate.cpp)");
     else prompts.push_back(arg);
   }
@@ -125,13 +133,38 @@ int main(int argc, char** argv) try {
   const auto model = maskgen::Model<float>::load(dir);
   gen.pad_token_id = tok.resolve_pad_id(std::nullopt);
   const maskgen::PaddingOptions padding{.padding_side = right ? maskgen::Side::Right : maskgen::Side::Left};
+  if ((system || !thinking) && !chat) throw maskgen::argument_error("--system and --no-thinking need --chat");
+  std::optional<maskgen::ChatTemplate> chat_template;
+  maskgen::ChatOptions chat_options{.add_generation_prompt = true};
+  if (chat) {
+    if (!std::filesystem::exists(dir / "tokenizer_config.json")) {
+      throw maskgen::argument_error("--chat needs the model's chat template, but " + (dir / "tokenizer_config.json").string() +
+                                    " does not exist");
+    }
+    chat_template = maskgen::ChatTemplate::from_tokenizer_config(dir);
+    if (!thinking) chat_options.variables["enable_thinking"] = false;
+  }
+  // One conversation per prompt: [system], user.
+  auto conversation = [&](const std::string& prompt) {
+    nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+    if (system) messages.push_back({{"role", "system"}, {"content", *system}});
+    messages.push_back({{"role", "user"}, {"content", prompt}});
+    return messages;
+  };
 
   std::size_t new_tokens = 0, right_answers = 0, checked = 0;
   const auto start = std::chrono::steady_clock::now();
   for (std::size_t first = 0; first < prompts.size(); first += batch_size) {
     const std::vector<std::string> chunk(prompts.begin() + static_cast<std::ptrdiff_t>(first),
                                          prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + batch_size)));
-    const auto batch = tok.encode_batch(chunk, padding);
+    maskgen::BatchEncoding batch;
+    if (chat_template) {
+      std::vector<nlohmann::ordered_json> conversations;
+      for (const auto& prompt : chunk) conversations.push_back(conversation(prompt));
+      batch = maskgen::encode_chats(tok, *chat_template, conversations, chat_options, padding);
+    } else {
+      batch = tok.encode_batch(chunk, padding);
+    }
     maskgen::Streamer streamer;
     const Printer printer(tok, chunk.size(), first);
     if (stream) {
