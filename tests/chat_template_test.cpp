@@ -218,6 +218,15 @@ TEST(ChatTemplate, EncodeChatsEqualsTransformersPaddedBatch) {
   }
 }
 
+// Strings come in as Python's would after bytes.decode("utf-8", errors="replace"): each
+// ill-formed part of a message or of the template becomes U+FFFD, so the output is valid UTF-8.
+TEST(ChatTemplate, InvalidUtf8IsRepairedOnTheWayIn) {
+  const ChatTemplate chat("{% for m in messages %}[{{ m.content|upper }}|{{ m.content[1:] }}]{% endfor %}\xC3");
+  const json messages = json::array({{{"role", "user"}, {"content", "a\xFF\xE6\x82" "b"}}});
+  // b"a\xff\xe6\x82b".decode(errors="replace") == "a\ufffd\ufffdb"; a lone \xC3 is one U+FFFD.
+  EXPECT_EQ(chat.apply(messages), "[A\uFFFD\uFFFDB|\uFFFD\uFFFDb]\uFFFD");
+}
+
 TEST(ChatTemplate, ErrorsNameTheLineAndTheConstruct) {
   try {
     ChatTemplate("line one\n{% if x %}\n{% include 'other.jinja' %}\n{% endif %}");

@@ -53,7 +53,7 @@ class ChatTemplate {
   {
     if (!special_tokens.is_object()) throw argument_error("ChatTemplate: special_tokens must be a JSON object");
     auto compiled = std::make_shared<Compiled>();
-    compiled->source = std::string(source);
+    compiled->source = unicode::is_valid_utf8(source) ? std::string(source) : unicode::repaired(source);
     compiled->special_tokens = std::move(special_tokens);
     compiled->body = jinja::Parser(jinja::lex(compiled->source)).parse();
     compiled_ = std::move(compiled);
@@ -100,7 +100,7 @@ class ChatTemplate {
   std::string render(const nlohmann::ordered_json& variables, const ChatOptions& options = {}) const {
     if (!variables.is_object()) throw argument_error("ChatTemplate::render: variables must be a JSON object");
     jinja::Interpreter::Globals globals = builtins(options);
-    for (const auto& [k, v] : variables.items()) globals[k] = jinja::from_json(v);
+    for (const auto& [k, v] : variables.items()) globals[jinja::valid_utf8(k)] = jinja::from_json(v);
     return jinja::Interpreter(compiled_->body, options.limits).render(std::move(globals));
   }
 
@@ -109,15 +109,16 @@ class ChatTemplate {
   // passes them, then the special tokens, then options.variables.
   std::string apply(const nlohmann::ordered_json& messages, const ChatOptions& options = {}) const {
     check_messages(messages, "messages");
-    nlohmann::ordered_json variables = nlohmann::ordered_json::object();
-    variables["messages"] = messages;
-    variables["tools"] = options.tools;
-    variables["documents"] = options.documents;
-    variables["add_generation_prompt"] = options.add_generation_prompt;
-    for (const auto& [k, v] : compiled_->special_tokens.items()) variables[k] = v;
     if (!options.variables.is_object()) throw argument_error("ChatOptions::variables must be a JSON object");
-    for (const auto& [k, v] : options.variables.items()) variables[k] = v;
-    return render(variables, options);
+    // Straight into the interpreter's variables: no copy of the conversation as JSON.
+    jinja::Interpreter::Globals globals = builtins(options);
+    globals["messages"] = jinja::from_json(messages);
+    globals["tools"] = jinja::from_json(options.tools);
+    globals["documents"] = jinja::from_json(options.documents);
+    globals["add_generation_prompt"] = jinja::Value(options.add_generation_prompt);
+    for (const auto& [k, v] : compiled_->special_tokens.items()) globals[k] = jinja::from_json(v);
+    for (const auto& [k, v] : options.variables.items()) globals[k] = jinja::from_json(v);
+    return jinja::Interpreter(compiled_->body, options.limits).render(std::move(globals));
   }
 
   // One rendering per conversation, on up to `threads` threads (0: every core).

@@ -270,7 +270,7 @@ class Interpreter {
       const auto it = (*s)->find(name);
       if (it != (*s)->end()) return it->second;
     }
-    return Value::undefined(detail::cat("'", name, "' is undefined"));
+    return Value::undefined("'" + name + "' is undefined");
   }
   void assign(const std::string& name, Value v) { (*scopes_.back())[name] = std::move(v); }
 
@@ -383,7 +383,7 @@ class Interpreter {
   }
 
   void exec_for(const Stmt& s) {
-    const List all = iterate(eval(*s.expr), s.line);
+    List all = iterate(eval(*s.expr), s.line);
     List items;
     if (s.condition) {  // `for x in xs if cond`: filtered before the loop (loop.length counts what is left)
       for (const auto& item : all) {
@@ -399,7 +399,7 @@ class Interpreter {
         }
       }
     } else {
-      items = all;
+      items = std::move(all);
     }
     if (items.empty()) {
       run(s.else_body);
@@ -423,27 +423,32 @@ class Interpreter {
             *last_changed = now;
             return Value(true);
           }));
+    // The per-turn attributes, in a fixed order after the ones above, updated in place.
+    const std::size_t turn = l.items.size();
+    for (const char* key : {"index0", "index", "revindex", "revindex0", "first", "last", "previtem", "nextitem"}) l.set(key, Value());
+    // One scope for the body, emptied at each turn (nothing keeps a loop body's scope: macros
+    // capture only the template's top scope).
+    scopes_.push_back(std::make_shared<Scope>());
+    struct PopScope {
+      std::vector<std::shared_ptr<Scope>>& scopes;
+      ~PopScope() { scopes.pop_back(); }
+    } pop{scopes_};
     for (std::int64_t i = 0; i < n; ++i) {
       step(s.line);
       *position = i;
-      l.set("index0", Value(i));
-      l.set("index", Value(i + 1));
-      l.set("revindex", Value(n - i));
-      l.set("revindex0", Value(n - i - 1));
-      l.set("first", Value(i == 0));
-      l.set("last", Value(i == n - 1));
-      l.set("previtem", i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("there is no previous item"));
-      l.set("nextitem", i + 1 < n ? items[static_cast<std::size_t>(i + 1)] : Value::undefined("there is no next item"));
-      scopes_.push_back(std::make_shared<Scope>());
-      try {
-        assign("loop", loop);
-        bind_targets(s, items[static_cast<std::size_t>(i)]);
-        run(s.body);
-      } catch (...) {
-        scopes_.pop_back();
-        throw;
-      }
-      scopes_.pop_back();
+      auto* at = &l.items[turn];
+      at[0].second = Value(i);
+      at[1].second = Value(i + 1);
+      at[2].second = Value(n - i);
+      at[3].second = Value(n - i - 1);
+      at[4].second = Value(i == 0);
+      at[5].second = Value(i == n - 1);
+      at[6].second = i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("there is no previous item");
+      at[7].second = i + 1 < n ? items[static_cast<std::size_t>(i + 1)] : Value::undefined("there is no next item");
+      scopes_.back()->clear();
+      assign("loop", loop);
+      bind_targets(s, items[static_cast<std::size_t>(i)]);
+      run(s.body);
       if (flow_ == Flow::Break) {
         flow_ = Flow::Normal;
         break;
@@ -543,7 +548,7 @@ class Interpreter {
         }
         return Value::dict(std::move(items));
       }
-      case Expr::Kind::Attribute: return attribute(eval(*e.a), e.name, e.line);
+      case Expr::Kind::Attribute: return attribute(eval(*e.a), e.name, e.line, e.method_of);
       case Expr::Kind::Subscript: {
         const Value obj = eval(*e.a);
         if (e.b->kind == Expr::Kind::Slice) return slice(obj, *e.b, e.line);
@@ -600,7 +605,9 @@ class Interpreter {
   // Using an undefined value in a way that needs its value fails with its hint.
   [[noreturn]] static void undefined_used(const Value& v, int line) { fail(line, v.undefined_hint()); }
 
-  Value attribute(const Value& obj, const std::string& name, int line) {
+  Value attribute(const Value& obj, const std::string& name, int line) { return attribute(obj, name, line, method_kinds(name)); }
+  // `method_of`: method_kinds(name), computed by the parser for attributes written in the template.
+  Value attribute(const Value& obj, const std::string& name, int line, std::uint8_t method_of) {
     if (obj.is_undefined()) undefined_used(obj, line);
     const bool dunder = name.rfind("__", 0) == 0;
     if (dunder) {
@@ -609,21 +616,21 @@ class Interpreter {
     if (obj.is_dict()) {
       const DictData& d = obj.as_dict();
       if (!d.is_namespace) {
-        if (dict_methods().count(name)) return bound_method(obj, name);
-        if (unsafe_dict_methods().count(name)) {
+        if (method_of & dict_method) return bound_method(obj, name);
+        if (method_of & unsafe_dict_method) {
           return Value::undefined(detail::cat("access to attribute '", name, "' of 'dict' object is unsafe."));
         }
       }
       if (const Value* v = d.find(name)) return *v;
-      return Value::undefined(detail::cat("'", d.is_namespace ? "Namespace" : "dict object", "' has no attribute '", name, "'"));
+      return Value::undefined(std::string(d.is_namespace ? "'Namespace'" : "'dict object'") + " has no attribute '" + name + "'");
     }
     if (obj.is_string()) {
-      if (string_methods().count(name)) return bound_method(obj, name);
+      if (method_of & string_method) return bound_method(obj, name);
       return Value::undefined(detail::cat("'str object' has no attribute '", name, "'"));
     }
     if (obj.is_list()) {
-      if (list_methods().count(name)) return bound_method(obj, name);
-      if (unsafe_list_methods().count(name)) {
+      if (method_of & list_method) return bound_method(obj, name);
+      if (method_of & unsafe_list_method) {
         return Value::undefined(detail::cat("access to attribute '", name, "' of '", obj.type_name(), "' object is unsafe."));
       }
       return Value::undefined(detail::cat("'", obj.type_name(), " object' has no attribute '", name, "'"));
@@ -639,7 +646,7 @@ class Interpreter {
     if (obj.is_dict()) {
       if (key.is_string()) {
         if (const Value* v = obj.as_dict().find(key.as_string())) return *v;
-        return Value::undefined(detail::cat("'dict object' has no attribute '", key.as_string(), "'"));
+        return Value::undefined("'dict object' has no attribute '" + key.as_string() + "'");
       }
       return Value::undefined(detail::cat("'dict object' has no attribute ", repr(key)));
     }
@@ -722,7 +729,7 @@ class Interpreter {
     fail(line, detail::cat("argument of type '", container.type_name(), "' is not iterable"));
   }
 
-  bool compare(const std::string& op, const Value& a, const Value& b, int line) {
+  bool compare(std::string_view op, const Value& a, const Value& b, int line) {
     if (op == "==") return equal(a, b);
     if (op == "!=") return !equal(a, b);
     if (op == "in") return contains(b, a, line);
@@ -737,7 +744,7 @@ class Interpreter {
     }
   }
 
-  Value binary(const std::string& op, const Value& a, const Value& b, int line) {
+  Value binary(std::string_view op, const Value& a, const Value& b, int line) {
     if (op == "~") return Value(to_string(a) + to_string(b));
     if (a.is_undefined()) undefined_used(a, line);
     if (b.is_undefined()) undefined_used(b, line);
@@ -844,7 +851,21 @@ class Interpreter {
   }
 
   Value call(const Expr& e) {
-    const Value callee = eval(*e.a);
+    if (e.a->kind == Expr::Kind::Attribute && e.a->method_of != 0) {
+      // obj.method(...) on a str, dict or list: called straight, without a bound function.
+      const Value obj = eval(*e.a->a);
+      const std::uint8_t m = e.a->method_of;
+      if ((obj.is_string() && (m & string_method)) || (obj.is_dict() && !obj.as_dict().is_namespace && (m & dict_method)) ||
+          (obj.is_list() && (m & list_method))) {
+        CallArgs args = evaluate_args(e);
+        return method(obj, e.a->name, args);
+      }
+      return call_value(e, attribute(obj, e.a->name, e.a->line, m));
+    }
+    return call_value(e, eval(*e.a));
+  }
+
+  Value call_value(const Expr& e, const Value& callee) {
     CallArgs args = evaluate_args(e);
     if (callee.is_function()) return callee.as_function().call(args);
     if (callee.is_undefined()) {
@@ -887,7 +908,7 @@ class Interpreter {
     return Value::function(name, [this, self, name](CallArgs& a) -> Value { return method(self, name, a); });
   }
 
-  Value method(const Value& self, const std::string& name, CallArgs& a) {
+  Value method(const Value& self, std::string_view name, CallArgs& a) {
     if (self.is_dict()) {
       const DictData& d = self.as_dict();
       if (name == "get") {
@@ -1025,7 +1046,7 @@ class Interpreter {
   bool apply_test(const Expr& e) {
     const Value v = eval(*e.a);
     CallArgs args = evaluate_args(e);
-    const std::string& t = e.name;
+    const std::string_view t = e.name;
     auto other = [&]() -> const Value& {
       if (args.positional.empty()) fail(e.line, detail::cat("test '", t, "' needs an argument"));
       return args.positional[0];
@@ -1132,7 +1153,7 @@ class Interpreter {
     return case_sensitive ? v.as_string() : text::to_lower(v.as_string());
   }
 
-  Value filter(const std::string& f, const Value& v, CallArgs& a, int line) {
+  Value filter(std::string_view f, const Value& v, CallArgs& a, int line) {
     if (f == "default" || f == "d") {
       const Value* fallback = arg(a, 0, "default_value");
       const Value* boolean = arg(a, 1, "boolean");

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <set>
@@ -40,6 +41,7 @@ struct Expr {
   std::vector<std::string> ops;  // Compare operators
   ExprPtr a, b, c;               // operands: object, index, condition...
   bool negated = false;          // Test: `is not`
+  std::uint8_t method_of = 0;    // Attribute: of which types `name` is a method (MethodOf bits)
   Expr(Kind k, int l) : kind(k), line(l) {}
 };
 
@@ -100,6 +102,18 @@ inline const NameSet& unsafe_list_methods() {
   static const NameSet names = {"append", "clear", "copy", "extend", "insert", "pop", "remove", "reverse", "sort"};
   return names;
 }
+// Of which types a name is a method, as bits: looked up once, when an attribute is parsed.
+enum MethodOf : std::uint8_t { string_method = 1, dict_method = 2, list_method = 4, unsafe_dict_method = 8, unsafe_list_method = 16 };
+inline std::uint8_t method_kinds(std::string_view name) {
+  std::uint8_t bits = 0;
+  if (string_methods().count(name)) bits |= string_method;
+  if (dict_methods().count(name)) bits |= dict_method;
+  if (list_methods().count(name)) bits |= list_method;
+  if (unsafe_dict_methods().count(name)) bits |= unsafe_dict_method;
+  if (unsafe_list_methods().count(name)) bits |= unsafe_list_method;
+  return bits;
+}
+
 // Whether calling `.name(...)` can mean anything here (loop.cycle and loop.changed included);
 // calling any other name is refused at compile time.
 inline bool is_known_method(std::string_view name) {
@@ -619,6 +633,7 @@ class Parser {
           a->b = std::move(index);
         } else {
           a->name = expect_name();
+          a->method_of = method_kinds(a->name);
         }
         a->a = std::move(e);
         e = std::move(a);

@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../tokenizers/unicode.hpp"
 
 namespace maskgen {
 
@@ -78,7 +79,8 @@ struct Undefined {
 
 class Value {
  public:
-  using Storage = std::variant<Undefined, std::monostate, bool, std::int64_t, double, std::string,
+  // Strings, lists and dicts are shared, so copying a Value never copies its contents.
+  using Storage = std::variant<Undefined, std::monostate, bool, std::int64_t, double, std::shared_ptr<const std::string>,
                                std::shared_ptr<const ListData>, std::shared_ptr<DictData>,
                                std::shared_ptr<const FunctionData>>;
 
@@ -89,8 +91,8 @@ class Value {
   Value(std::int64_t i) : v_(i) {}
   Value(int i) : v_(static_cast<std::int64_t>(i)) {}
   Value(double d) : v_(d) {}
-  Value(std::string s) : v_(std::move(s)) {}
-  Value(const char* s) : v_(std::string(s)) {}
+  Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}
+  Value(const char* s) : v_(std::make_shared<const std::string>(s)) {}
   static Value list(List items, bool tuple = false, std::string python_repr = {}) {
     return Value(Storage(std::make_shared<const ListData>(ListData{std::move(items), tuple, std::move(python_repr)})));
   }
@@ -119,7 +121,7 @@ class Value {
   bool as_bool() const { return std::get<bool>(v_); }
   std::int64_t as_int() const { return std::get<std::int64_t>(v_); }
   double as_float() const { return std::get<double>(v_); }
-  const std::string& as_string() const { return std::get<std::string>(v_); }
+  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(v_); }
   const ListData& as_list() const { return *std::get<std::shared_ptr<const ListData>>(v_); }
   DictData& as_dict() const { return *std::get<std::shared_ptr<DictData>>(v_); }
   const std::shared_ptr<DictData>& dict_ptr() const { return std::get<std::shared_ptr<DictData>>(v_); }
@@ -193,7 +195,8 @@ inline std::size_t code_point_count(std::string_view s) {
   return n;
 }
 
-// The code point starting at s[i] (s is valid UTF-8: templates and values are checked on entry).
+// The code point starting at s[i] (s is valid UTF-8: the template source and every string from
+// JSON are repaired on entry; never reads past the end either way).
 inline char32_t decode_at(std::string_view s, std::size_t& i) {
   const auto b = static_cast<unsigned char>(s[i]);
   const int extra = b < 0x80 ? 0 : b < 0xE0 ? 1 : b < 0xF0 ? 2 : 3;
@@ -382,6 +385,13 @@ inline bool less(const Value& a, const Value& b, std::string_view op = "<") {
 
 // ---- JSON ----
 
+// `s` as it is when it is well-formed UTF-8, else with each ill-formed part replaced by U+FFFD (as
+// the tokenizers do): Python strings are always valid Unicode, and so are the interpreter's.
+inline std::string valid_utf8(const std::string& s) {
+  return unicode::is_valid_utf8(s) ? s : unicode::repaired(s);
+}
+
+// A JSON value as the template sees it; strings are made valid UTF-8 on the way in.
 inline Value from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::none();
@@ -395,7 +405,7 @@ inline Value from_json(const nlohmann::ordered_json& j) {
       return Value(static_cast<std::int64_t>(u));
     }
     case nlohmann::ordered_json::value_t::number_float: return Value(j.get<double>());
-    case nlohmann::ordered_json::value_t::string: return Value(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::string: return Value(valid_utf8(j.get_ref<const std::string&>()));
     case nlohmann::ordered_json::value_t::array: {
       List items;
       items.reserve(j.size());
@@ -405,7 +415,7 @@ inline Value from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::object: {
       std::vector<std::pair<std::string, Value>> items;
       items.reserve(j.size());
-      for (const auto& [k, e] : j.items()) items.emplace_back(k, from_json(e));
+      for (const auto& [k, e] : j.items()) items.emplace_back(valid_utf8(k), from_json(e));
       return Value::dict(std::move(items));
     }
     default: throw template_error("a template variable holds a JSON value of an unsupported kind (binary)");
