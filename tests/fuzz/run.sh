@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
 shift || true
 harnesses=("$@")
-if ((${#harnesses[@]} == 0)); then harnesses=(tokenizer_json_load tokenizer_encode); fi
+if ((${#harnesses[@]} == 0)); then harnesses=(tokenizer_json_load tokenizer_encode chat_template); fi
 out="build-fuzz"
 mkdir -p "$out" tests/fuzz/findings
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
