@@ -70,6 +70,7 @@ enum class FinishReason {
   Stop,     // the streamer stopped it
   Length,   // it reached max_new_tokens
   Context,  // it filled the model's context (max_position_embeddings)
+  Cancel,   // Engine: its request was cancelled
 };
 
 struct GenerationConfig {
@@ -157,15 +158,21 @@ struct SpecialIds {
   std::int32_t pad = 0;
 };
 
-inline SpecialIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
-  SpecialIds ids;
-  ids.eos = gen.eos_token_id.ids.empty() ? config.eos_token_ids : gen.eos_token_id.ids;
-  const std::int64_t vocab = config.vocab_size;
-  for (std::size_t i = 0; i < ids.eos.size(); ++i) {
-    if (ids.eos[i] < 0 || ids.eos[i] >= vocab) {
-      throw argument_error(cat("eos_token_id[", i, "] is ", ids.eos[i], ", outside the vocabulary [0, ", vocab, ")"));
+// The ids that end a row: the config's own, else the model's; each checked against the vocabulary.
+inline std::vector<std::int32_t> resolve_eos(const GenerationConfig& gen, const ModelConfig& config) {
+  std::vector<std::int32_t> eos = gen.eos_token_id.ids.empty() ? config.eos_token_ids : gen.eos_token_id.ids;
+  for (std::size_t i = 0; i < eos.size(); ++i) {
+    if (eos[i] < 0 || eos[i] >= config.vocab_size) {
+      throw argument_error(cat("eos_token_id[", i, "] is ", eos[i], ", outside the vocabulary [0, ", config.vocab_size, ")"));
     }
   }
+  return eos;
+}
+
+inline SpecialIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
+  SpecialIds ids;
+  ids.eos = resolve_eos(gen, config);
+  const std::int64_t vocab = config.vocab_size;
   if (gen.pad_token_id) {
     ids.pad = *gen.pad_token_id;
     if (ids.pad < 0 || ids.pad >= vocab) {

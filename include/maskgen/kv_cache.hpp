@@ -78,6 +78,25 @@ class KVCache {
     length_[to] = length_[from];
   }
 
+  // Makes the empty row `to` hold the first `count` tokens of row `from`: a shared prefix whose
+  // keys and values need not be computed again (each token's are the same however it was reached).
+  void copy_prefix(std::size_t from, std::size_t to, std::size_t count) {
+    if (from >= rows() || to >= rows() || from == to || count > length_[from] || length_[to] != 0) {
+      throw argument_error(detail::cat("copy_prefix(", from, ", ", to, ", ", count, ") on a cache of ", rows(),
+                                       " rows: rows must differ, `to` be empty and `from` hold ", count, " tokens"));
+    }
+    const std::size_t n = count * head_dim_;
+    for (std::size_t l = 0; l < layers_; ++l) {
+      const Entry& src = entries_[from][l];
+      Entry& dst = entries_[to][l];
+      for (std::size_t h = 0; h < kv_heads_; ++h) {
+        dst.k[h].assign(src.k[h].begin(), src.k[h].begin() + static_cast<std::ptrdiff_t>(n));
+        dst.v[h].assign(src.v[h].begin(), src.v[h].begin() + static_cast<std::ptrdiff_t>(n));
+      }
+    }
+    length_[to] = count;
+  }
+
   // Frees the memory of a finished row; it reads as empty afterwards.
   void release(std::size_t row) {
     for (auto& e : entries_.at(row)) {
