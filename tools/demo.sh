@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
 build="${1:-build-demo}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMASKGEN_BUILD_TESTS=OFF -DMASKGEN_BUILD_BENCHMARKS=OFF
-cmake --build "$build" -j2 --target mask_pitfall batch_generate tokenize_batch
+cmake --build "$build" -j2 --target mask_pitfall batch_generate tokenize_batch server
 
 echo
 echo "== mask_pitfall: the same batch with the mask, and without it"

@@ -2,7 +2,8 @@
 # Installs the Debian packages maskgen needs to build, test and benchmark, when they are missing.
 set -euo pipefail
 packages=(g++ cmake make pkg-config libeigen3-dev libsentencepiece-dev sentencepiece
-          nlohmann-json3-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev)
+          nlohmann-json3-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
+          libcpp-httplib-dev libcli11-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

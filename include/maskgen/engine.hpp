@@ -137,6 +137,7 @@ class Engine {
       : model_(model), tokenizer_(tokenizer), options_(options), cache_(model.make_cache(0)) {
     const auto context = static_cast<std::size_t>(model.config().max_position_embeddings);
     if (options_.max_cached_tokens == 0) options_.max_cached_tokens = 8 * context;
+    stats_.max_cached_tokens = options_.max_cached_tokens;
     if (options_.max_running == 0) throw argument_error("EngineOptions::max_running must be > 0");
     if (options_.prefill_chunk == 0) throw argument_error("EngineOptions::prefill_chunk must be > 0");
     threads_ = detail::resolve_thread_count(options_.num_threads, "EngineOptions::num_threads");

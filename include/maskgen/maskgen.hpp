@@ -7,6 +7,7 @@
 
 #include "chat_template.hpp"
 #include "config.hpp"
+#include "engine.hpp"
 #include "error.hpp"
 #include "generate.hpp"
 #include "kv_cache.hpp"
