@@ -263,4 +263,49 @@ TEST(ChatTemplate, HostileTemplatesHitLimitsInsteadOfRunningAway) {
   EXPECT_THROW(ChatTemplate("{{ range(100000000) | length }}").render(none), maskgen::template_error);
 }
 
+// Templates the fuzzer (tests/fuzz/chat_template.cpp) and a read of the interpreter turned up: each
+// used to crash, hang, overflow a 64-bit integer, leak, or let a non-maskgen exception escape. Each
+// must now fail with a template_error, quickly (the whole test takes well under a second).
+TEST(ChatTemplate, FuzzFindingsFailCleanly) {
+  const json none = json::object();
+  std::string tildes = "{{ 1", pipes = "{{ ''", chained_macro = "{% macro m(n) %}{{ (m(n-1) if n else '')";
+  for (int i = 0; i < 4000; ++i) tildes += " ~ 1";
+  for (int i = 0; i < 4000; ++i) pipes += "|e";
+  for (int i = 0; i < 150; ++i) chained_macro += "|e";
+  const std::vector<std::string> cases = {
+      "{{''|indent(s)}}",                                 // an undefined width (std::bad_variant_access)
+      "{{ 'x'|tojson(indent=[]) }}", "{{ 'x'|float('a') }}",
+      "{%for m in m.66666666666666666666%}{%endfor%}",    // x.<digits> past 64 bits (std::out_of_range)
+      "{{ [1]|map(attribute='99999999999999999999')|list }}",
+      "{{ 2 ** 63 }}",                                     // overflow, found by squaring
+      "{{ ''|indent(9223372036854775807) }}", "{{ ''|indent(100000000000) }}",
+      "{{ 'x'|tojson(indent=100000000000) }}",
+      "{{ [0]|slice(1000000000000)|list }}", "{{ [0]|batch(1000000000000, 0)|list }}",
+      "{% set ns = namespace() %}{% set ns.s = ns %}{{ ns }}",  // a namespace holding itself
+      "{% set a = namespace() %}{% set b = namespace() %}{% set a.x = b %}{% set b.x = a %}{{ a == b }}",
+      tildes + " }}", pipes + " }}",                       // chains deeper than the parser allows
+      chained_macro + " }}{% endmacro %}{{ m(99) }}",      // macros multiplying a template's nesting
+      "{% set ns = namespace(x=[]) %}{% for i in range(100000) %}{% set ns.x = [ns.x] %}{% endfor %}",
+      "{{ range(100000)|unique|length }}",                  // quadratic work, charged as steps
+      "{% set r = range(100000) %}{% for i in r %}{% if -1 in r %}{% endif %}{% endfor %}",
+      "{% set a = 'x' * 1000000 %}{{ (a|replace('', a))|length }}",
+      "{{ ([[0]*100000]*100000)|tojson|length }}",
+  };
+  for (const auto& source : cases) {
+    SCOPED_TRACE(source.substr(0, 120));
+    EXPECT_THROW(ChatTemplate(source).render(none), maskgen::template_error);
+  }
+  // Overflow at the ends of 64 bits is not an error where Python's result fits.
+  EXPECT_EQ(ChatTemplate("{{ 'abc'|truncate(9223372036854775807) }}").render(none), "abc");
+  EXPECT_EQ(ChatTemplate("{{ 'ab'[1::9223372036854775807] }}").render(none), "b");
+  EXPECT_EQ(ChatTemplate("{% for i in range(9223372036854775806, 9223372036854775807, 5) %}{{ i }}{% endfor %}").render(none),
+            "9223372036854775806");
+  EXPECT_EQ(ChatTemplate("{{ (-9223372036854775807 - 1) is divisibleby(-1) }}").render(none), "True");
+  EXPECT_EQ(ChatTemplate("{{ '' * 9223372036854775807 }}|{{ ([] * 9223372036854775807)|length }}").render(none), "|0");
+  EXPECT_EQ(ChatTemplate("{{ (-1) ** 9223372036854775807 }}").render(none), "-1");  // was a loop per unit of the exponent
+  EXPECT_EQ(ChatTemplate("{{ (-1) ** 3 }} {{ 3 ** 4 }} {{ 2 ** 62 }}").render(none), "-1 81 4611686018427387904");
+  // loop.changed(loop) stores the loop in itself: no leak once the loop ends (LeakSanitizer checks).
+  EXPECT_EQ(ChatTemplate("{% for x in [1] %}{{ loop.changed(loop) }}{% endfor %}").render(none), "True");
+}
+
 }  // namespace

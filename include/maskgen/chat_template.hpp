@@ -218,11 +218,12 @@ class ChatTemplate {
       }
       if (step == 0) throw template_error("range() arg 3 must not be zero");
       jinja::List items;
-      for (std::int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+      for (std::int64_t i = start; step > 0 ? i < stop : i > stop;) {
         if (static_cast<std::int64_t>(items.size()) >= max_range) {
           throw template_error(detail::cat("range() of more than ", max_range, " items"));
         }
         items.emplace_back(i);
+        if (__builtin_add_overflow(i, step, &i)) break;  // past the end: stop is within 64 bits
       }
       return Value::list(std::move(items), false,
                          step == 1 ? detail::cat("range(", start, ", ", stop, ")") : detail::cat("range(", start, ", ", stop, ", ", step, ")"));

@@ -182,14 +182,20 @@ inline std::vector<std::string> split(std::string_view s, const std::optional<st
   parts.assign(rev.rbegin(), rev.rend());
   return parts;
 }
-inline std::string replace(std::string_view s, std::string_view from, std::string_view to, std::int64_t count) {
+// str.replace; a result longer than `max_size` bytes fails.
+inline std::string replace(std::string_view s, std::string_view from, std::string_view to, std::int64_t count,
+                           std::size_t max_size) {
   std::string out;
+  auto check = [&] {
+    if (out.size() > max_size) throw template_error(detail::cat("replace: a result of more than ", max_size, " bytes"));
+  };
   if (from.empty()) {  // Python inserts `to` before every character and at the end
     std::int64_t done = 0;
     for (std::size_t i = 0; i < s.size();) {
       if (count < 0 || done < count) {
         out += to;
         ++done;
+        check();
       }
       const std::size_t b = i;
       decode_at(s, i);
@@ -204,6 +210,7 @@ inline std::string replace(std::string_view s, std::string_view from, std::strin
     if (at == std::string_view::npos) break;
     out += s.substr(start, at - start);
     out += to;
+    check();
     start = at + from.size();
   }
   out += s.substr(start);
@@ -249,6 +256,20 @@ class Interpreter {
   std::string* out_ = nullptr;
   std::size_t steps_ = 0;
   int call_depth_ = 0;
+  int nesting_ = 0;  // eval() and exec() frames on the stack now
+  // The parser bounds one template's nesting; macros calling macros multiply it, so the frames
+  // of a render are bounded too (well within a thread's stack, sanitizers included).
+  static constexpr int max_nesting = 1000;
+  struct Nest {
+    Interpreter& in;
+    Nest(Interpreter& interpreter, int line) : in(interpreter) {
+      if (++in.nesting_ > max_nesting) {
+        --in.nesting_;
+        fail(line, detail::cat("the template nests deeper than ", max_nesting, " levels while rendering (macros calling macros)"));
+      }
+    }
+    ~Nest() { --in.nesting_; }
+  };
   Flow flow_ = Flow::Normal;
 
   [[noreturn]] static void fail(int line, const std::string& what) {
@@ -256,6 +277,21 @@ class Interpreter {
   }
   void step(int line) {
     if (++steps_ > limits_.max_steps) fail(line, detail::cat("the template ran more than ", limits_.max_steps, " steps"));
+  }
+  // Charges `n` steps at once: the items a filter, `in` or a repetition works through.
+  void charge(std::size_t n, int line) {
+    steps_ += n;
+    if (steps_ > limits_.max_steps) fail(line, detail::cat("the template ran more than ", limits_.max_steps, " steps"));
+  }
+  // A string result, checked against the output limit before anyone copies it further.
+  Value bounded(std::string s, int line) const {
+    if (s.size() > limits_.max_output) fail(line, detail::cat("a string of more than ", limits_.max_output, " bytes"));
+    return Value(std::move(s));
+  }
+  // An indent width: at most the output limit (a wider one could only fail later, after allocating).
+  std::size_t width(std::int64_t w, int line) const {
+    if (w > static_cast<std::int64_t>(limits_.max_output)) fail(line, detail::cat("an indent of ", w, " spaces"));
+    return static_cast<std::size_t>(std::max<std::int64_t>(0, w));
   }
   void emit(std::string_view s, int line) {
     if (out_->size() + s.size() > limits_.max_output) {
@@ -299,6 +335,7 @@ class Interpreter {
   }
 
   void exec(const Stmt& s) {
+    const Nest nest(*this, s.line);
     step(s.line);
     switch (s.kind) {
       case Stmt::Kind::Text: emit(s.text, s.line); return;
@@ -429,10 +466,16 @@ class Interpreter {
     // One scope for the body, emptied at each turn (nothing keeps a loop body's scope: macros
     // capture only the template's top scope).
     scopes_.push_back(std::make_shared<Scope>());
-    struct PopScope {
+    // At the end: the body's scope goes, and loop.changed() forgets its last value (which may hold
+    // `loop` itself: a reference cycle that would outlive the render).
+    struct EndLoop {
       std::vector<std::shared_ptr<Scope>>& scopes;
-      ~PopScope() { scopes.pop_back(); }
-    } pop{scopes_};
+      std::shared_ptr<std::optional<Value>>& last_changed;
+      ~EndLoop() {
+        scopes.pop_back();
+        last_changed->reset();
+      }
+    } end{scopes_, last_changed};
     for (std::int64_t i = 0; i < n; ++i) {
       step(s.line);
       *position = i;
@@ -527,6 +570,7 @@ class Interpreter {
 
   // ---- expressions ----
   Value eval(const Expr& e) {
+    const Nest nest(*this, e.line);
     switch (e.kind) {
       case Expr::Kind::Literal: return e.literal;
       case Expr::Kind::Name: return lookup(e.name);
@@ -695,7 +739,10 @@ class Interpreter {
       const std::int64_t start = clamp(parts[0], stepv > 0 ? 0 : n - 1, false);
       const std::int64_t stop = clamp(parts[1], stepv > 0 ? n : -1, true);
       std::vector<std::size_t> idx;
-      for (std::int64_t i = start; stepv > 0 ? i < stop : i > stop; i += stepv) idx.push_back(static_cast<std::size_t>(i));
+      for (std::int64_t i = start; stepv > 0 ? i < stop : i > stop;) {
+        idx.push_back(static_cast<std::size_t>(i));
+        if (__builtin_add_overflow(i, stepv, &i)) break;  // past either end of the sequence
+      }
       return idx;
     };
     if (obj.is_list()) {
@@ -719,6 +766,7 @@ class Interpreter {
       return container.as_string().find(item.as_string()) != std::string::npos;
     }
     if (container.is_list()) {
+      charge(container.as_list().items.size(), line);
       for (const auto& x : container.as_list().items) {
         if (equal(x, item)) return true;
       }
@@ -745,7 +793,7 @@ class Interpreter {
   }
 
   Value binary(std::string_view op, const Value& a, const Value& b, int line) {
-    if (op == "~") return Value(to_string(a) + to_string(b));
+    if (op == "~") return bounded(to_string(a) + to_string(b), line);
     if (a.is_undefined()) undefined_used(a, line);
     if (b.is_undefined()) undefined_used(b, line);
     const bool ints = (a.is_int() || a.is_bool()) && (b.is_int() || b.is_bool());
@@ -760,8 +808,9 @@ class Interpreter {
         return Value(r);
       }
       if (numbers) return Value(a.number() + b.number());
-      if (a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+      if (a.is_string() && b.is_string()) return bounded(a.as_string() + b.as_string(), line);
       if (a.is_list() && b.is_list()) {
+        charge(a.as_list().items.size() + b.as_list().items.size(), line);
         List items = a.as_list().items;
         items.insert(items.end(), b.as_list().items.begin(), b.as_list().items.end());
         return Value::list(std::move(items), a.as_list().tuple);
@@ -788,14 +837,16 @@ class Interpreter {
       const Value* seq = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
       const Value* count = seq == &a ? &b : &a;
       if (seq && (count->is_int() || count->is_bool())) {
-        const std::int64_t n = std::max<std::int64_t>(0, count->integer());
+        std::int64_t n = std::max<std::int64_t>(0, count->integer());
         const std::size_t unit = seq->is_string() ? seq->as_string().size() : seq->as_list().items.size();
+        if (unit == 0) n = 0;  // repeating nothing is nothing, however often
         if (unit != 0 && static_cast<std::size_t>(n) > limits_.max_output / unit) fail(line, "repetition too large");
         if (seq->is_string()) {
           std::string out;
           for (std::int64_t i = 0; i < n; ++i) out += seq->as_string();
           return Value(std::move(out));
         }
+        charge(static_cast<std::size_t>(n) * unit, line);
         List out;
         for (std::int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().items.begin(), seq->as_list().items.end());
         return Value::list(std::move(out));
@@ -830,9 +881,9 @@ class Interpreter {
       if (!numbers) return type_error();
       if (ints && b.integer() >= 0) {
         std::int64_t r = 1, base = a.integer();
-        for (std::int64_t e = b.integer(); e > 0; --e) {
-          if (__builtin_mul_overflow(r, base, &r)) overflow(line);
-          if (base == 0 || base == 1) break;
+        for (std::int64_t e = b.integer(); e > 0; e >>= 1) {  // by squaring: 63 rounds at most
+          if ((e & 1) && __builtin_mul_overflow(r, base, &r)) overflow(line);
+          if (e > 1 && __builtin_mul_overflow(base, base, &base)) overflow(line);
         }
         return Value(r);
       }
@@ -987,7 +1038,7 @@ class Interpreter {
     }
     if (name == "replace") {
       return Value(text::replace(s, string_arg(a, 0, "old", "replace"), string_arg(a, 1, "new", "replace"),
-                                 int_arg(a, 2, "count", -1)));
+                                 int_arg(a, 2, "count", -1), limits_.max_output));
     }
     if (name == "count" || name == "find" || name == "rfind" || name == "index") {
       const std::string sub = string_arg(a, 0, "sub", name);
@@ -1016,6 +1067,7 @@ class Interpreter {
         if (!first) out += s;
         first = false;
         out += item.as_string();
+        if (out.size() > limits_.max_output) throw template_error(detail::cat("join: a result of more than ", limits_.max_output, " bytes"));
       }
       return Value(std::move(out));
     }
@@ -1081,7 +1133,7 @@ class Interpreter {
       if (t == "divisibleby") {
         const Value& d = other();
         if (!d.is_int() || d.as_int() == 0) fail(e.line, "divisibleby needs a non-zero integer");
-        return v.integer() % d.as_int() == 0;
+        return d.as_int() == -1 || v.integer() % d.as_int() == 0;  // (INT64_MIN % -1 overflows)
       }
       return (v.integer() % 2 != 0) == (t == "odd");
     }
@@ -1125,7 +1177,11 @@ class Interpreter {
       const auto dot = path.find('.', start);
       const std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (!part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; })) {
-        cur = subscript(cur, Value(static_cast<std::int64_t>(std::stoll(part))), line);
+        std::int64_t index = 0;
+        if (std::from_chars(part.data(), part.data() + part.size(), index).ec != std::errc()) {
+          fail(line, detail::cat("the index ", part, " is beyond 64 bits"));
+        }
+        cur = subscript(cur, Value(index), line);
       } else {
         cur = subscript(cur, Value(part), line);
       }
@@ -1162,10 +1218,11 @@ class Interpreter {
     }
     if (f == "tojson") {
       JsonOptions o;
+      o.max_bytes = limits_.max_output;
       if (const Value* x = arg(a, 0, "ensure_ascii")) o.ensure_ascii = x->truthy();
       if (const Value* x = arg(a, 1, "indent"); x && !x->is_none()) {
         if (x->is_string()) o.indent = x->as_string();
-        else o.indent = std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, x->integer())), ' ');
+        else o.indent = std::string(width(x->integer(), line), ' ');
         o.item_separator = ",";
       }
       if (const Value* x = arg(a, 2, "separators"); x && !x->is_none()) {
@@ -1221,7 +1278,7 @@ class Interpreter {
     }
     if (f == "replace") {
       return Value(text::replace(to_string(v), string_arg(a, 0, "old", "replace"), string_arg(a, 1, "new", "replace"),
-                                 int_arg(a, 2, "count", -1)));
+                                 int_arg(a, 2, "count", -1), limits_.max_output));
     }
     if (f == "first" || f == "last") {
       const List items = iterate(v, line);
@@ -1248,6 +1305,7 @@ class Interpreter {
         if (!first) out += sep;
         first = false;
         out += to_string(attribute ? attribute_path(item, to_string(*attribute), line) : item);
+        if (out.size() > limits_.max_output) fail(line, detail::cat("join: a result of more than ", limits_.max_output, " bytes"));
       }
       return Value(std::move(out));
     }
@@ -1381,6 +1439,7 @@ class Interpreter {
         for (const auto& x : items) {
           Value k = key(x);
           if (k.is_string() && !case_sensitive) k = Value(text::to_lower(k.as_string()));
+          charge(seen.size(), line);  // quadratic: each comparison is a step
           bool dup = false;
           for (const auto& s : seen) dup = dup || equal(s, k);
           if (!dup) {
@@ -1408,8 +1467,7 @@ class Interpreter {
     }
     if (f == "indent") {
       const Value* width = arg(a, 0, "width");
-      const std::string pad = width && width->is_string() ? width->as_string()
-                                                         : std::string(static_cast<std::size_t>(std::max<std::int64_t>(0, width ? width->integer() : 4)), ' ');
+      const std::string pad = width && width->is_string() ? width->as_string() : std::string(this->width(width ? width->integer() : 4, line), ' ');
       const bool first = arg(a, 1, "first") && arg(a, 1, "first")->truthy();
       const bool blank = arg(a, 2, "blank") && arg(a, 2, "blank")->truthy();
       const std::string s = to_string(v);
@@ -1446,7 +1504,10 @@ class Interpreter {
       const bool killwords = arg(a, 1, "killwords") && arg(a, 1, "killwords")->truthy();
       const std::string end = arg(a, 2, "end") ? to_string(*arg(a, 2, "end")) : "...";
       const std::int64_t leeway = int_arg(a, 3, "leeway", 5);
-      if (static_cast<std::int64_t>(cps.size()) <= length + leeway) return Value(text::encode(cps));
+      std::int64_t limit = 0;
+      if (__builtin_add_overflow(length, leeway, &limit) || static_cast<std::int64_t>(cps.size()) <= limit) {
+        return Value(text::encode(cps));
+      }
       const auto keep = static_cast<std::size_t>(std::max<std::int64_t>(0, length - static_cast<std::int64_t>(code_point_count(end))));
       std::string head = text::encode(cps, 0, keep);
       if (!killwords) {
@@ -1460,6 +1521,10 @@ class Interpreter {
       if (n <= 0) fail(line, detail::cat(f, " needs a positive count"));
       const Value* fill = arg(a, 1, "fill_with");
       const List items = iterate(v, line);
+      // batch() makes groups of n (padded with fill_with); slice() makes n groups: either way n
+      // items or groups are made, so n is bounded as range() is and charged as steps.
+      if ((f == "slice" || fill) && n > limits_.max_range) fail(line, detail::cat(f, "(", n, ") is larger than ", limits_.max_range));
+      charge(f == "slice" || fill ? static_cast<std::size_t>(n) : items.size(), line);
       List out;
       if (f == "batch") {
         for (std::size_t i = 0; i < items.size(); i += static_cast<std::size_t>(n)) {

@@ -151,6 +151,18 @@ class Parser {
     }
     ~DepthGuard() { --d; }
   };
+  // A left-leaning chain (a ~ b ~ c..., x|f|g..., a.b.c...) grows one level per link: each link
+  // counts as nesting until the chain ends, so no chain builds a tree the interpreter cannot walk.
+  struct ChainGuard {
+    int& d;
+    int links = 0;
+    explicit ChainGuard(int& depth) : d(depth) {}
+    void link(int line) {
+      ++links;
+      if (++d > max_depth) syntax_error(line, "the template nests deeper than 200 levels");
+    }
+    ~ChainGuard() { d -= links; }
+  };
 
   [[noreturn]] static void unsupported(int line, std::string_view what) {
     throw unsupported_template_error(detail::cat("template line ", line, ": ", what, " is not supported by maskgen's template interpreter"));
@@ -258,7 +270,11 @@ class Parser {
       auto s = std::make_unique<Stmt>(Stmt::Kind::FilterBlock, line);
       auto input = std::make_unique<Expr>(Expr::Kind::Name, line);
       s->filter = parse_filter(std::move(input));
-      while (accept_op("|")) s->filter = parse_filter(std::move(s->filter));
+      ChainGuard chain(depth_);
+      while (accept_op("|")) {
+        chain.link(line);
+        s->filter = parse_filter(std::move(s->filter));
+      }
       expect_end();
       s->body = parse_body({"endfilter"});
       close_block();
@@ -390,8 +406,10 @@ class Parser {
   ExprPtr parse_expression() {
     DepthGuard guard(depth_, peek().line);
     ExprPtr e = parse_or();
+    ChainGuard chain(depth_);
     while (at_name("if")) {
       const int line = next().line;
+      chain.link(line);
       auto c = make(Expr::Kind::Conditional, line);
       c->c = parse_or();
       c->a = std::move(e);
@@ -403,8 +421,10 @@ class Parser {
 
   ExprPtr parse_or() {
     ExprPtr e = parse_and();
+    ChainGuard chain(depth_);
     while (at_name("or")) {
       auto o = make(Expr::Kind::Or, next().line);
+      chain.link(o->line);
       o->a = std::move(e);
       o->b = parse_and();
       e = std::move(o);
@@ -414,8 +434,10 @@ class Parser {
 
   ExprPtr parse_and() {
     ExprPtr e = parse_not();
+    ChainGuard chain(depth_);
     while (at_name("and")) {
       auto o = make(Expr::Kind::And, next().line);
+      chain.link(o->line);
       o->a = std::move(e);
       o->b = parse_not();
       e = std::move(o);
@@ -437,7 +459,9 @@ class Parser {
     const int line = peek().line;
     ExprPtr first = parse_math1();
     std::unique_ptr<Expr> cmp;
+    ChainGuard chain(depth_);
     while (true) {
+      chain.link(line);
       std::string op;
       if (at_comparison()) {
         op = next().text;
@@ -471,8 +495,10 @@ class Parser {
 
   ExprPtr parse_math1() {
     ExprPtr e = parse_concat();
+    ChainGuard chain(depth_);
     while (at_op("+") || at_op("-")) {
       const Token& t = next();
+      chain.link(t.line);
       e = binary(t.text, std::move(e), parse_concat(), t.line);
     }
     return e;
@@ -480,8 +506,10 @@ class Parser {
 
   ExprPtr parse_concat() {
     ExprPtr e = parse_math2();
+    ChainGuard chain(depth_);
     while (at_op("~")) {
       const int line = next().line;
+      chain.link(line);
       e = binary("~", std::move(e), parse_math2(), line);
     }
     return e;
@@ -489,8 +517,10 @@ class Parser {
 
   ExprPtr parse_math2() {
     ExprPtr e = parse_pow();
+    ChainGuard chain(depth_);
     while (at_op("*") || at_op("/") || at_op("//") || at_op("%")) {
       const Token& t = next();
+      chain.link(t.line);
       e = binary(t.text, std::move(e), parse_pow(), t.line);
     }
     return e;
@@ -498,8 +528,10 @@ class Parser {
 
   ExprPtr parse_pow() {
     ExprPtr e = parse_unary(true);
+    ChainGuard chain(depth_);
     while (at_op("**")) {
       const int line = next().line;
+      chain.link(line);
       e = binary("**", std::move(e), parse_unary(true), line);
     }
     return e;
@@ -622,14 +654,21 @@ class Parser {
   }
 
   ExprPtr parse_postfix(ExprPtr e) {
+    ChainGuard chain(depth_);
     while (true) {
       const int line = peek().line;
+      chain.link(line);
       if (accept_op(".")) {
         auto a = make(Expr::Kind::Attribute, line);
         if (peek().kind == Token::Kind::Integer) {  // x.0 reads item 0
           a->kind = Expr::Kind::Subscript;
           auto index = make(Expr::Kind::Literal, line);
-          index->literal = Value(static_cast<std::int64_t>(std::stoll(next().text)));
+          const std::string& digits = next().text;
+          std::int64_t value = 0;
+          if (std::from_chars(digits.data(), digits.data() + digits.size(), value).ec != std::errc()) {
+            unsupported(line, "an integer beyond 64 bits");
+          }
+          index->literal = Value(value);
           a->b = std::move(index);
         } else {
           a->name = expect_name();
@@ -694,7 +733,9 @@ class Parser {
   }
 
   ExprPtr parse_filters_and_tests(ExprPtr e) {
+    ChainGuard chain(depth_);
     while (true) {
+      chain.link(peek().line);
       if (accept_op("|")) {
         e = parse_filter(std::move(e));
       } else if (at_name("is")) {

@@ -50,15 +50,21 @@ namespace jinja {
 class Value;
 using List = std::vector<Value>;
 
+// Lists and dicts nest at most this deep (so printing, comparing and freeing them stay within the
+// stack); a namespace can still hold itself, so the recursive functions below count depth too.
+inline constexpr int max_value_depth = 512;
+
 struct ListData {
   List items;
   bool tuple = false;       // prints as (a, b)
   std::string python_repr;  // how it prints when not as a list: range(0, 3)
+  int depth = 1;            // 1 + the deepest item's depth
 };
 
 struct DictData {
   std::vector<std::pair<std::string, Value>> items;  // insertion order, keys unique
   bool is_namespace = false;                          // namespace(): attributes may be set
+  int depth = 1;                                      // at least 1 + each item's depth when set
   const Value* find(std::string_view key) const;
   void set(std::string key, Value value);
 };
@@ -94,7 +100,10 @@ class Value {
   Value(std::string s) : v_(std::make_shared<const std::string>(std::move(s))) {}
   Value(const char* s) : v_(std::make_shared<const std::string>(s)) {}
   static Value list(List items, bool tuple = false, std::string python_repr = {}) {
-    return Value(Storage(std::make_shared<const ListData>(ListData{std::move(items), tuple, std::move(python_repr)})));
+    int depth = 1;
+    for (const auto& item : items) depth = std::max(depth, 1 + item.depth());
+    if (depth > max_value_depth) throw template_error(detail::cat("a list nested deeper than ", max_value_depth, " levels"));
+    return Value(Storage(std::make_shared<const ListData>(ListData{std::move(items), tuple, std::move(python_repr), depth})));
   }
   static Value dict(std::vector<std::pair<std::string, Value>> items = {}, bool is_namespace = false) {
     auto d = std::make_shared<DictData>();
@@ -117,19 +126,28 @@ class Value {
   bool is_dict() const { return v_.index() == 7; }
   bool is_function() const { return v_.index() == 8; }
 
-  const std::string& undefined_hint() const { return std::get<Undefined>(v_).hint; }
-  bool as_bool() const { return std::get<bool>(v_); }
-  std::int64_t as_int() const { return std::get<std::int64_t>(v_); }
-  double as_float() const { return std::get<double>(v_); }
-  const std::string& as_string() const { return *std::get<std::shared_ptr<const std::string>>(v_); }
-  const ListData& as_list() const { return *std::get<std::shared_ptr<const ListData>>(v_); }
-  DictData& as_dict() const { return *std::get<std::shared_ptr<DictData>>(v_); }
-  const std::shared_ptr<DictData>& dict_ptr() const { return std::get<std::shared_ptr<DictData>>(v_); }
-  const FunctionData& as_function() const { return *std::get<std::shared_ptr<const FunctionData>>(v_); }
+  // The accessors throw template_error (not std::bad_variant_access) on a value of another type.
+  const std::string& undefined_hint() const { return get<Undefined>("Undefined").hint; }
+  bool as_bool() const { return get<bool>("bool"); }
+  std::int64_t as_int() const { return get<std::int64_t>("int"); }
+  double as_float() const { return get<double>("float"); }
+  const std::string& as_string() const { return *get<std::shared_ptr<const std::string>>("str"); }
+  const ListData& as_list() const { return *get<std::shared_ptr<const ListData>>("list"); }
+  DictData& as_dict() const { return *get<std::shared_ptr<DictData>>("dict"); }
+  const std::shared_ptr<DictData>& dict_ptr() const { return get<std::shared_ptr<DictData>>("dict"); }
+  const FunctionData& as_function() const { return *get<std::shared_ptr<const FunctionData>>("function"); }
   // A number as double (bool as 0/1).
-  double number() const { return is_float() ? as_float() : static_cast<double>(is_bool() ? as_bool() : as_int()); }
+  double number() const {
+    if (!is_number()) throw template_error(detail::cat("expected a number, got ", type_name()));
+    return is_float() ? as_float() : static_cast<double>(is_bool() ? as_bool() : as_int());
+  }
   // An int or bool as int64.
-  std::int64_t integer() const { return is_bool() ? static_cast<std::int64_t>(as_bool()) : as_int(); }
+  std::int64_t integer() const {
+    if (!is_int() && !is_bool()) throw template_error(detail::cat("expected an integer, got ", type_name()));
+    return is_bool() ? static_cast<std::int64_t>(as_bool()) : as_int();
+  }
+  // How deeply lists and dicts nest inside this value (0 for anything else).
+  int depth() const;
 
   // Python's name of the type, for error messages.
   std::string_view type_name() const {
@@ -143,6 +161,12 @@ class Value {
 
  private:
   explicit Value(Storage v) : v_(std::move(v)) {}
+  template <class T>
+  const T& get(const char* expected) const {
+    const T* p = std::get_if<T>(&v_);
+    if (!p) throw template_error(detail::cat("expected ", expected, ", got ", type_name()));
+    return *p;
+  }
   Storage v_;
 };
 
@@ -153,7 +177,15 @@ inline const Value* DictData::find(std::string_view key) const {
   return nullptr;
 }
 
+inline int Value::depth() const {
+  if (is_list()) return as_list().depth;
+  if (is_dict()) return as_dict().depth;
+  return 0;
+}
+
 inline void DictData::set(std::string key, Value value) {
+  depth = std::max(depth, 1 + value.depth());
+  if (depth > max_value_depth) throw template_error(detail::cat("a dict nested deeper than ", max_value_depth, " levels"));
   for (auto& [k, v] : items) {
     if (k == key) {
       v = std::move(value);
@@ -264,7 +296,7 @@ inline std::string float_repr(double d) {
   return out;
 }
 
-inline std::string repr(const Value& v);
+inline std::string repr(const Value& v, int depth = 0);
 
 // Python's repr() of a str: single quotes unless it holds ' and no ", escapes for \\, the quote,
 // \n, \r, \t and other control characters.
@@ -303,7 +335,8 @@ inline std::string to_string(const Value& v) {
   return repr(v);
 }
 
-inline std::string repr(const Value& v) {
+inline std::string repr(const Value& v, int depth) {
+  if (depth > max_value_depth) throw template_error(detail::cat("a value nested deeper than ", max_value_depth, " levels (or holding itself)"));
   if (v.is_string()) return string_repr(v.as_string());
   if (v.is_list()) {
     const auto& l = v.as_list();
@@ -311,7 +344,7 @@ inline std::string repr(const Value& v) {
     std::string out = l.tuple ? "(" : "[";
     for (std::size_t i = 0; i < l.items.size(); ++i) {
       if (i) out += ", ";
-      out += repr(l.items[i]);
+      out += repr(l.items[i], depth + 1);
     }
     if (l.tuple && l.items.size() == 1) out += ",";
     out += l.tuple ? ")" : "]";
@@ -324,7 +357,7 @@ inline std::string repr(const Value& v) {
     for (const auto& [k, x] : d.items) {
       if (!first) out += ", ";
       first = false;
-      out += string_repr(k) + ": " + repr(x);
+      out += string_repr(k) + ": " + repr(x, depth + 1);
     }
     out += d.is_namespace ? "}>" : "}";
     return out;
@@ -335,7 +368,8 @@ inline std::string repr(const Value& v) {
 
 // ---- equality and order, as Python compares ----
 
-inline bool equal(const Value& a, const Value& b) {
+inline bool equal(const Value& a, const Value& b, int depth = 0) {
+  if (depth > max_value_depth) throw template_error(detail::cat("a value nested deeper than ", max_value_depth, " levels (or holding itself)"));
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return a.number() == b.number();
     return a.integer() == b.integer();
@@ -347,7 +381,7 @@ inline bool equal(const Value& a, const Value& b) {
     const auto &x = a.as_list().items, &y = b.as_list().items;
     if (x.size() != y.size() || a.as_list().tuple != b.as_list().tuple) return false;
     for (std::size_t i = 0; i < x.size(); ++i) {
-      if (!equal(x[i], y[i])) return false;
+      if (!equal(x[i], y[i], depth + 1)) return false;
     }
     return true;
   }
@@ -357,7 +391,7 @@ inline bool equal(const Value& a, const Value& b) {
     if (x.items.size() != y.items.size()) return false;
     for (const auto& [k, v] : x.items) {
       const Value* w = y.find(k);
-      if (!w || !equal(v, *w)) return false;
+      if (!w || !equal(v, *w, depth + 1)) return false;
     }
     return true;
   }
@@ -427,6 +461,7 @@ struct JsonOptions {
   std::optional<std::string> indent;  // the indentation of one level; none: one line
   std::string item_separator = ", ", key_separator = ": ";
   bool sort_keys = false;
+  std::size_t max_bytes = std::size_t{16} << 20;  // longer output fails (a small value can print as gigabytes)
 };
 
 inline void json_string(std::string& out, std::string_view s, bool ensure_ascii) {
@@ -491,6 +526,7 @@ inline void to_json(std::string& out, const Value& v, const JsonOptions& o, int 
       if (i) out += o.item_separator;
       newline(depth + 1);
       to_json(out, items[i], o, depth + 1);
+      if (out.size() > o.max_bytes) throw template_error(detail::cat("tojson: output of more than ", o.max_bytes, " bytes"));
     }
     newline(depth);
     out += ']';
@@ -509,6 +545,7 @@ inline void to_json(std::string& out, const Value& v, const JsonOptions& o, int 
       json_string(out, items[i]->first, o.ensure_ascii);
       out += o.key_separator;
       to_json(out, items[i]->second, o, depth + 1);
+      if (out.size() > o.max_bytes) throw template_error(detail::cat("tojson: output of more than ", o.max_bytes, " bytes"));
     }
     newline(depth);
     out += '}';
