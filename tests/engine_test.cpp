@@ -197,6 +197,26 @@ TEST(Engine, SharedPrefixIsCopiedNotRecomputedAndChangesNothing) {
   EXPECT_EQ(fourth.wait().tokens, alone(model, tok, short_prompt, sampled).tokens);
 }
 
+// Prompt chunks go to the prompts with the fewest tokens left first: a short prompt submitted with
+// a long one is answered while the long one is still prefilling, and both answers are unchanged.
+TEST(Engine, ShortPromptsAreNotStuckBehindALongPrefill) {
+  const auto tok_dir = maskgen::test::shared_dir() / "models/stories260K";
+  MASKGEN_REQUIRE_SHARED(tok_dir);
+  const Model model = Model::load(maskgen::test::model_dir("qwen3"));
+  const Tok tok = maskgen::load_tokenizer(tok_dir);
+  std::vector<std::int32_t> long_prompt, short_prompt = {5, 6, 7};
+  for (int i = 0; i < 240; ++i) long_prompt.push_back(3 + (i * 53) % 120);
+  const GenerationConfig gen{.max_new_tokens = 4, .pad_token_id = 0, .num_threads = 1};
+  Engine<Model> engine(model, tok, {.prefill_chunk = 4, .num_threads = 1});
+  const auto long_handle = engine.submit(long_prompt, gen);
+  const auto short_handle = engine.submit(short_prompt, gen);
+  const auto& short_result = short_handle.wait();
+  // Submitted together: the short one is over (about 4 steps) before the long one's first token (60).
+  EXPECT_LT(short_result.seconds, long_handle.wait().seconds_to_first_token);
+  EXPECT_EQ(short_result.tokens, alone(model, tok, short_prompt, gen).tokens);
+  EXPECT_EQ(long_handle.wait().tokens, alone(model, tok, long_prompt, gen).tokens);
+}
+
 std::filesystem::path bundled() { return maskgen::test::data_dir().parent_path().parent_path() / "models/sort-reverse"; }
 
 TEST(Engine, BundledModelAnswersAsGenerate) {

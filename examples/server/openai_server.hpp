@@ -7,7 +7,8 @@
 // Each choice is exactly what generate() gives its prompt and settings alone (the engine's
 // promise): temperature 0 is greedy; otherwise sampling with temperature, top_p, top_k (0, off,
 // unless asked: OpenAI has no top-k) and min_p, seeded by `seed` (choice j uses seed + j; no seed:
-// a random one).
+// a random one). Extensions other servers also read: top_k, min_p, repetition_penalty,
+// min_tokens, ignore_eos, chat_template_kwargs.
 
 #include <maskgen/maskgen.hpp>
 #include <maskgen/engine.hpp>
@@ -235,6 +236,10 @@ class OpenAIServer {
     } else {
       r.gen.seed = std::random_device{}();
     }
+    // min_tokens (as vLLM): no end-of-sequence before that many; ignore_eos (as vLLM, llama.cpp):
+    // none at all, so every answer is max_tokens long (benchmarks).
+    r.gen.min_new_tokens = static_cast<int>(std::min<std::int64_t>(detail::int_field(body, "min_tokens", 0, 0, 1 << 30), r.gen.max_new_tokens));
+    if (detail::bool_field(body, "ignore_eos", false)) r.gen.min_new_tokens = r.gen.max_new_tokens;
     r.gen.pad_token_id = 0;  // unused by the engine; set so nothing warns
     r.n = static_cast<int>(detail::int_field(body, "n", 1, 1, 16));
     r.stream = detail::bool_field(body, "stream", false);

@@ -361,28 +361,46 @@ class Engine {
     admit();
     if (running_.empty()) return;
 
-    // The step's batch: every decoding request's last token, then prompt chunks within the budget.
+    // The step's batch: every decoding request's last token, then prompt chunks within the
+    // budget, the prompts with the fewest tokens left first (ties: the earlier request). So a short
+    // prompt arriving during a long one's prefill gets its first token after a step or two, not
+    // after the long prompt; the long one takes what the budget leaves.
+    std::vector<Job*> prefilling;
+    for (auto& job : running_) {
+      if (job->prefilled < job->prompt.size()) prefilling.push_back(job.get());
+    }
+    std::stable_sort(prefilling.begin(), prefilling.end(), [](const Job* a, const Job* b) {
+      return a->prompt.size() - a->prefilled < b->prompt.size() - b->prefilled;
+    });
+    std::vector<std::size_t> chunk(running_.size(), 0);  // prompt tokens each running request feeds now
+    std::size_t budget = options_.prefill_chunk;
+    for (Job* job : prefilling) {
+      const std::size_t count = std::min(budget, job->prompt.size() - job->prefilled);
+      budget -= count;
+      for (std::size_t i = 0; i < running_.size(); ++i) {
+        if (running_[i].get() == job) chunk[i] = count;
+      }
+    }
     PackedBatch batch;
     batch.row_offsets.push_back(0);
     std::vector<Job*> rows;
     std::vector<std::size_t> fed;  // tokens each row of the batch feeds
-    std::size_t budget = options_.prefill_chunk;
-    for (auto& job : running_) {
+    for (std::size_t i = 0; i < running_.size(); ++i) {
+      Job* job = running_[i].get();
       const bool decoding = job->prefilled == job->prompt.size();
       std::size_t count = 0;
       if (decoding) {
         count = 1;
         batch.tokens.push_back(job->history.back());
       } else {
-        count = std::min(budget, job->prompt.size() - job->prefilled);
+        count = chunk[i];
         if (count == 0) continue;
-        budget -= count;
         batch.tokens.insert(batch.tokens.end(), job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled),
                             job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled + count));
       }
       batch.row_offsets.push_back(batch.tokens.size());
       batch.cache_rows.push_back(job->row);
-      rows.push_back(job.get());
+      rows.push_back(job);
       fed.push_back(count);
     }
 
