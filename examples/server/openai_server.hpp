@@ -279,8 +279,10 @@ class OpenAIServer {
     if (p->is_array() && !p->empty() && std::all_of(p->begin(), p->end(), [](const json& x) { return x.is_number_integer(); })) {
       std::vector<std::int32_t> ids;
       for (const auto& x : *p) {
-        const auto id = x.get<std::int64_t>();
-        if (x.is_number_unsigned() || id < 0 || id >= model_.config().vocab_size) {
+        // (nlohmann reads a non-negative integer as unsigned; past 2^63 it is out of range anyway)
+        const bool huge = x.is_number_unsigned() && x.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX);
+        const std::int64_t id = huge ? -1 : x.get<std::int64_t>();
+        if (huge || id < 0 || id >= model_.config().vocab_size) {
           throw BadRequest{"'prompt' holds the id " + x.dump() + ", outside the vocabulary [0, " +
                                std::to_string(model_.config().vocab_size) + ")",
                            "prompt"};

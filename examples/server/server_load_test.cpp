@@ -52,6 +52,12 @@ std::string join_stream(const std::string& sse, bool chat, bool& done) {
   return text;
 }
 
+// The bundled model's ids of a prompt (its tokenizer, as the server would encode the text).
+json tokenizer_ids(const std::string& prompt) {
+  static const auto tok = maskgen::load_tokenizer(MASKGEN_DEMO_MODEL_DIR);
+  return json(tok.encode(prompt));
+}
+
 void client(int port, int id, int requests, Tally& tally) {
   httplib::Client http("127.0.0.1", port);
   http.set_read_timeout(60, 0);
@@ -90,6 +96,7 @@ void client(int port, int id, int requests, Tally& tally) {
     const bool stream = kind >= 4;
     const bool leave_early = kind == 9;
     json body{{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}, {"stream", stream}};
+    if (kind == 2) body["prompt"] = tokenizer_ids(prompt);  // the same prompt as token ids
     if (kind == 3) body["stop"] = json::array({"never"});
     if (!stream) {
       const auto res = http.Post("/v1/completions", body.dump(), "application/json");
