@@ -2,7 +2,8 @@
 // Engine: continuous batching. Requests are submitted one by one from any thread, each with its
 // own GenerationConfig; a request joins the running batch at the next step and leaves the step it
 // finishes. Prompts are prefilled in chunks of at most EngineOptions::prefill_chunk tokens per
-// step, so a long prompt does not stall the others' decoding.
+// step (the prompts with the fewest tokens left first), so a long prompt does not stall the
+// others' decoding nor a newcomer's first token.
 //
 // Every request's tokens are bitwise those generate() gives the same prompt and config alone
 // (greedy, or sampling with the request's own seed), whatever else runs, whenever it arrived and
@@ -51,11 +52,14 @@ struct EngineOptions {
   // Keys and values held for all requests together, in tokens (0: 8 full contexts of the model).
   std::size_t max_cached_tokens = 0;
   std::size_t max_running = 32;  // requests decoded together at most
-  // Prompt tokens prefilled per step, over all requests. 256 keeps the matrix products of a
-  // prefill chunk as efficient as a whole prompt's (they are wide enough from 64 rows on) while a
-  // step with a chunk costs a few decode steps, not a whole long prompt: the other requests keep
-  // decoding at least every few tens of milliseconds on a 110M model on 2 cores.
-  std::size_t prefill_chunk = 256;
+  // Prompt tokens prefilled per step, over all requests. A step cannot be interrupted, so a
+  // request that arrives waits for the step in flight: 16 keeps every step close to a decode
+  // step, and a short prompt arriving during a long prefill gets its first token in 1.8x the time
+  // it takes on an idle engine (110M model, 2 cores; 256: 24x). The price: a long prompt alone
+  // prefills about 1.5x slower (1500 tokens: 5.1 s against 3.2 s at 256) and 16 busy clients get
+  // about 15% fewer tokens/s. Raise it for batch work where first-token latency matters less
+  // (bench/RESULTS.md, "Continuous batching").
+  std::size_t prefill_chunk = 16;
   bool reuse_prefixes = true;  // copy a shared prompt prefix's keys and values from another request
   int num_threads = 0;         // threads for the forward pass; 0 uses every core
 };
