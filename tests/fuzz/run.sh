@@ -9,15 +9,21 @@ cd "$(dirname "$0")/../.."
 seconds="${1:-60}"
 shift || true
 harnesses=("$@")
-if ((${#harnesses[@]} == 0)); then harnesses=(tokenizer_json_load tokenizer_encode chat_template); fi
+if ((${#harnesses[@]} == 0)); then
+  harnesses=(tokenizer_json_load tokenizer_encode chat_template safetensors_header model_config generate_args server_request)
+fi
 out="build-fuzz"
 mkdir -p "$out" tests/fuzz/findings
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
-       -Iinclude -I/usr/include/eigen3 "-DMASKGEN_FUZZ_TOKENIZERS_DEFAULT=\"$PWD/../shared/tokenizers\"")
+       -Iinclude -I/usr/include/eigen3 "-DMASKGEN_FUZZ_TOKENIZERS_DEFAULT=\"$PWD/../shared/tokenizers\""
+       "-DMASKGEN_FUZZ_BUNDLED_MODEL=\"$PWD/models/sort-reverse\"")
 libs=(-lsentencepiece -lpcre2-8 -lutf8proc)
+read -r -a httplib <<< "$(pkg-config --cflags --libs cpp-httplib)"  # server_request only
 for h in "${harnesses[@]}"; do
-  [ "$out/$h" -nt "tests/fuzz/$h.cpp" ] && [ -z "$(find include -newer "$out/$h" -name '*.hpp' | head -1)" ] ||
-    clang++ "${flags[@]}" "tests/fuzz/$h.cpp" -o "$out/$h" "${libs[@]}"
+  extra=()
+  [ "$h" = server_request ] && extra=("${httplib[@]}")
+  [ "$out/$h" -nt "tests/fuzz/$h.cpp" ] && [ -z "$(find include examples/server -newer "$out/$h" -name '*.hpp' | head -1)" ] ||
+    clang++ "${flags[@]}" "tests/fuzz/$h.cpp" -o "$out/$h" "${libs[@]}" "${extra[@]}"
 done
 run() {
   local h="$1" work="$out/corpus-$1"
