@@ -150,6 +150,20 @@ TEST(Config, RefusesWhatItDoesNotImplement) {
   test::expect_error<format_error>([&] { ModelConfig::from_json(nlohmann::json::array()); }, {"object"});
 }
 
+// A hostile config (a vocabulary of 10^12, a million layers) is refused by the numbers alone,
+// before anything is sized by them (ConfigLimits).
+TEST(Config, HostileSizesAreRefusedBeforeAnyAllocation) {
+  const std::vector<std::pair<const char*, std::int64_t>> fields = {
+      {"vocab_size", 1'000'000'000'000}, {"num_hidden_layers", 1'000'000}, {"hidden_size", 1 << 20},
+      {"intermediate_size", 1 << 30}, {"num_attention_heads", 1 << 20}, {"max_position_embeddings", std::int64_t{1} << 40},
+      {"head_dim", 1 << 20}};
+  for (const auto& [field, value] : fields) {
+    auto j = llama();
+    j[field] = value;
+    test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {field, "at most"});
+  }
+}
+
 TEST(Config, LoadErrorsNameTheFile) {
   test::TempDir dir;
   EXPECT_THROW(ModelConfig::load(dir.path()), io_error);

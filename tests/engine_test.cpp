@@ -217,6 +217,45 @@ TEST(Engine, ShortPromptsAreNotStuckBehindALongPrefill) {
   EXPECT_EQ(long_handle.wait().tokens, alone(model, tok, long_prompt, gen).tokens);
 }
 
+// One Model shared by threads: each thread's generate() (greedy, sampling, beam search) gets
+// exactly what it gets alone, while an engine decodes on the same model. Built under
+// ThreadSanitizer by .ci/run (maskgen_thread_tests).
+TEST(Engine, ThreadsShareOneModel) {
+  const auto tok_dir = maskgen::test::shared_dir() / "models/stories260K";
+  MASKGEN_REQUIRE_SHARED(tok_dir);
+  const Model model = Model::load(maskgen::test::model_dir("llama_gqa"));
+  const Tok tok = maskgen::load_tokenizer(tok_dir);
+  const std::vector<GenerationConfig> configs = {
+      {.max_new_tokens = 10, .pad_token_id = 0, .num_threads = 2},
+      {.max_new_tokens = 10, .pad_token_id = 0, .do_sample = true, .top_k = 20, .seed = 3, .num_threads = 1},
+      {.max_new_tokens = 8, .pad_token_id = 0, .num_beams = 3, .num_return_sequences = 2, .num_threads = 2},
+      {.max_new_tokens = 10, .pad_token_id = 0, .repetition_penalty = 1.5, .num_threads = 1}};
+  maskgen::TokenMatrix ids(2, 6), mask(2, 6);
+  ids << 0, 0, 5, 9, 17, 33, 7, 8, 9, 10, 11, 12;
+  mask << 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1;
+  std::vector<maskgen::TokenMatrix> expected;
+  for (const auto& gen : configs) expected.push_back(maskgen::generate(model, ids, mask, gen).sequences);
+  Engine<Model> engine(model, tok, {.num_threads = 1});
+  std::vector<maskgen::RequestHandle> handles;
+  for (int i = 0; i < 6; ++i) handles.push_back(engine.submit(std::vector<std::int32_t>{5, 9, 17, 33, static_cast<std::int32_t>(40 + i)}, configs[0]));
+  std::vector<std::thread> threads;
+  std::vector<int> mismatches(configs.size() * 2, 0);
+  for (std::size_t t = 0; t < configs.size() * 2; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        const auto out = maskgen::generate(model, ids, mask, configs[t % configs.size()]);
+        mismatches[t] += out.sequences != expected[t % configs.size()];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (std::size_t t = 0; t < mismatches.size(); ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(handles[static_cast<std::size_t>(i)].wait().tokens,
+              alone(model, tok, {5, 9, 17, 33, 40 + i}, configs[0]).tokens);
+  }
+}
+
 std::filesystem::path bundled() { return maskgen::test::data_dir().parent_path().parent_path() / "models/sort-reverse"; }
 
 TEST(Engine, BundledModelAnswersAsGenerate) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <numbers>
@@ -60,6 +61,21 @@ struct RopeConfig {
   }
 };
 
+// The largest values config.json may state. Each is far above any published model of these
+// families (vocabularies of 256k, hidden sizes of 16k, 126 layers, 128k contexts), and each keeps
+// what a config sizes directly (per-layer tables, the KV cache's per-row structure, the RoPE table)
+// small, so a hostile file is refused before anything is allocated from it. Weights are sized by
+// the safetensors header, which must match these numbers and the file's real length.
+struct ConfigLimits {
+  static constexpr std::int64_t vocab_size = std::int64_t{1} << 22;        // 4,194,304 ids
+  static constexpr std::int64_t hidden_size = std::int64_t{1} << 16;       // 65,536
+  static constexpr std::int64_t intermediate_size = std::int64_t{1} << 18;  // 262,144
+  static constexpr std::int64_t num_layers = 1024;
+  static constexpr std::int64_t num_heads = 1024;
+  static constexpr std::int64_t head_dim = 4096;
+  static constexpr std::int64_t max_position_embeddings = std::int64_t{1} << 24;  // 16,777,216 tokens
+};
+
 struct ModelConfig {
   Architecture architecture = Architecture::Llama;
   std::string model_type;                 // as written in config.json
@@ -104,9 +120,10 @@ class ConfigReader {
 
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
 
-  std::int64_t positive_int(const char* key) const {
+  std::int64_t positive_int(const char* key, std::int64_t max = std::numeric_limits<std::int64_t>::max()) const {
     const auto v = integer(key);
     if (v <= 0) fail(key, cat("must be > 0, got ", v));
+    if (v > max) fail(key, cat("is ", v, "; maskgen accepts at most ", max, " (ConfigLimits)"));
     return v;
   }
   std::int64_t integer(const char* key) const {
@@ -225,17 +242,18 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   } else {
     r.fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports llama, mistral, qwen2 and qwen3"));
   }
-  c.vocab_size = r.positive_int("vocab_size");
-  c.hidden_size = r.positive_int("hidden_size");
-  c.intermediate_size = r.positive_int("intermediate_size");
-  c.num_layers = r.positive_int("num_hidden_layers");
-  c.num_heads = r.positive_int("num_attention_heads");
-  c.num_kv_heads = r.has("num_key_value_heads") ? r.positive_int("num_key_value_heads") : c.num_heads;
+  using L = ConfigLimits;
+  c.vocab_size = r.positive_int("vocab_size", L::vocab_size);
+  c.hidden_size = r.positive_int("hidden_size", L::hidden_size);
+  c.intermediate_size = r.positive_int("intermediate_size", L::intermediate_size);
+  c.num_layers = r.positive_int("num_hidden_layers", L::num_layers);
+  c.num_heads = r.positive_int("num_attention_heads", L::num_heads);
+  c.num_kv_heads = r.has("num_key_value_heads") ? r.positive_int("num_key_value_heads", L::num_heads) : c.num_heads;
   if (c.num_heads % c.num_kv_heads != 0) {
     r.fail("num_key_value_heads", cat("(", c.num_kv_heads, ") must divide num_attention_heads (", c.num_heads, ")"));
   }
   if (r.has("head_dim")) {
-    c.head_dim = r.positive_int("head_dim");
+    c.head_dim = r.positive_int("head_dim", L::head_dim);
   } else {
     if (c.hidden_size % c.num_heads != 0) {
       r.fail("hidden_size", cat("(", c.hidden_size, ") must be a multiple of num_attention_heads when head_dim is absent"));
@@ -245,7 +263,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   if (c.head_dim % 2 != 0) r.fail("head_dim", cat("must be even for rotary embeddings, got ", c.head_dim));
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
   if (!(c.rms_norm_eps > 0.0)) r.fail("rms_norm_eps", "must be > 0");
-  c.max_position_embeddings = r.positive_int("max_position_embeddings");
+  c.max_position_embeddings = r.positive_int("max_position_embeddings", L::max_position_embeddings);
   c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
   if (const auto act = r.string("hidden_act", "silu"); act != "silu") {
     r.fail("hidden_act", cat("is \"", act, "\"; maskgen implements the SwiGLU MLP with silu"));
