@@ -19,12 +19,21 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        "-DMASKGEN_FUZZ_BUNDLED_MODEL=\"$PWD/models/sort-reverse\"")
 libs=(-lsentencepiece -lpcre2-8 -lutf8proc)
 read -r -a httplib <<< "$(pkg-config --cflags --libs cpp-httplib)"  # server_request only
-for h in "${harnesses[@]}"; do
-  extra=()
+build() {  # rebuilt when its source or a header is newer than the binary
+  local h="$1" extra=()
   [ "$h" = server_request ] && extra=("${httplib[@]}")
   [ "$out/$h" -nt "tests/fuzz/$h.cpp" ] && [ -z "$(find include examples/server -newer "$out/$h" -name '*.hpp' | head -1)" ] ||
     clang++ "${flags[@]}" "tests/fuzz/$h.cpp" -o "$out/$h" "${libs[@]}" "${extra[@]}"
+}
+building=()
+for h in "${harnesses[@]}"; do  # two at a time, on the two cores
+  build "$h" & building+=($!)
+  if ((${#building[@]} == 2)); then
+    for p in "${building[@]}"; do wait "$p"; done
+    building=()
+  fi
 done
+for p in "${building[@]}"; do wait "$p"; done
 run() {
   local h="$1" work="$out/corpus-$1"
   mkdir -p "$work"
