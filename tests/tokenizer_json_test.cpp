@@ -426,6 +426,21 @@ TEST(LoadTokenizer, SentencePieceStreamsToo) {
   }
 }
 
+// A U+FFFD in the text itself (here from an invalid byte) followed by a character spelled in
+// byte-fallback pieces: the stream used to treat the U+FFFD as an unfinished character, give up
+// after 4 pieces and emit the half-spelled one as U+FFFDs (found by tests/fuzz/tokenizer_encode).
+TEST(LoadTokenizer, SentencePieceStreamsPastARealReplacementCharacter) {
+  MASKGEN_REQUIRE_SHARED(test::shared_dir() / "tokenizers/llama2/tokenizer.model");
+  const auto tok = load_tokenizer(test::shared_dir() / "tokenizers/llama2");
+  for (const std::string text : {"\x8f\xf0\x9f\x8f\xbd", "a\xff\xfe\xf0\x9f\x98\x80 \xe6\x82\xa3\xff\xf0\x9f\x91\x8d\xf0\x9f\x8f\xbd"}) {
+    const Ids ids = tok.encode(text, {.add_bos = false});
+    DecodeStream stream(tok, {.skip_special_tokens = false});
+    std::string joined;
+    for (const auto id : ids) joined += stream.put(id);
+    EXPECT_EQ(joined + stream.finish(), tok.decode(ids, {.skip_special_tokens = false}));
+  }
+}
+
 // --- Qwen3 end to end: text -> left-padded batch -> generate() -> text, against transformers ----
 
 class Qwen3Pipeline : public ::testing::Test {

@@ -10,6 +10,7 @@
 // Python's decode(errors="replace") and Hugging Face tokenizers do). See each backend's header.
 
 #include <atomic>
+#include <charconv>
 #include <concepts>
 #include <cstdint>
 #include <filesystem>
@@ -326,8 +327,8 @@ inline AutoTokenizer load_tokenizer(const std::filesystem::path& dir) {
 // decode() of all the ids.
 //
 // With tokenizer.json this is exact on bytes. With SentencePiece (whose decoder turns unfinished
-// byte-fallback characters into U+FFFD itself) text is held back while the decoded text ends in
-// U+FFFD, for at most 4 tokens.
+// byte-fallback characters into U+FFFD itself) text is held back while the last pieces are the
+// byte-fallback pieces of a character not yet complete.
 template <TokenizerBackend Backend>
 class DecodeStream {
  public:
@@ -349,9 +350,8 @@ class DecodeStream {
       return out;
     }
     window_.push_back(id);
+    if (unfinished_bytes()) return {};  // the last pieces are bytes of a character not yet complete
     const std::string text = tokenizer_->decode(window_, options_);
-    const bool unfinished = text.size() >= 3 && text.compare(text.size() - 3, 3, unicode::replacement_character) == 0;
-    if (unfinished && window_.size() - context_ < 4) return {};
     std::string out = text.size() > emitted_ ? text.substr(emitted_) : std::string();
     // Keep the last id as context: SentencePiece drops the leading space of a text's first piece.
     window_.erase(window_.begin(), window_.end() - 1);
@@ -386,6 +386,21 @@ class DecodeStream {
     } else {
       return std::nullopt;
     }
+  }
+
+  // SentencePiece: whether the window ends in byte-fallback pieces (<0xF0><0x9F>...) that start a
+  // character whose remaining bytes have not come yet. (Held back on this, not on the decoded text
+  // ending in U+FFFD: the text itself may hold a U+FFFD, and it must not delay what follows.)
+  bool unfinished_bytes() const {
+    std::string bytes;
+    for (auto it = window_.rbegin(); it != window_.rend() && bytes.size() < 4; ++it) {
+      const std::string piece = tokenizer_->backend().id_to_piece(*it);
+      if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') break;
+      unsigned value = 0;
+      if (std::from_chars(piece.data() + 3, piece.data() + 5, value, 16).ec != std::errc()) break;
+      bytes.insert(bytes.begin(), static_cast<char>(value));
+    }
+    return unicode::incomplete_tail(bytes) > 0;
   }
 
   const Tokenizer<Backend>* tokenizer_;
