@@ -226,6 +226,7 @@ class Engine {
     std::size_t row = 0;
     std::size_t reserved = 0;
     std::size_t prefilled = 0;           // prompt tokens whose keys and values are cached
+    std::size_t chunk = 0;               // prompt tokens this step feeds (while prefilling)
     std::vector<std::int32_t> history;   // prompt, then new tokens
     std::vector<std::int32_t> eos;
     std::optional<RowRandom> random;
@@ -376,28 +377,24 @@ class Engine {
     std::stable_sort(prefilling.begin(), prefilling.end(), [](const Job* a, const Job* b) {
       return a->prompt.size() - a->prefilled < b->prompt.size() - b->prefilled;
     });
-    std::vector<std::size_t> chunk(running_.size(), 0);  // prompt tokens each running request feeds now
     std::size_t budget = options_.prefill_chunk;
     for (Job* job : prefilling) {
-      const std::size_t count = std::min(budget, job->prompt.size() - job->prefilled);
-      budget -= count;
-      for (std::size_t i = 0; i < running_.size(); ++i) {
-        if (running_[i].get() == job) chunk[i] = count;
-      }
+      job->chunk = std::min(budget, job->prompt.size() - job->prefilled);
+      budget -= job->chunk;
     }
     PackedBatch batch;
     batch.row_offsets.push_back(0);
     std::vector<Job*> rows;
     std::vector<std::size_t> fed;  // tokens each row of the batch feeds
-    for (std::size_t i = 0; i < running_.size(); ++i) {
-      Job* job = running_[i].get();
+    for (auto& running : running_) {
+      Job* job = running.get();
       const bool decoding = job->prefilled == job->prompt.size();
       std::size_t count = 0;
       if (decoding) {
         count = 1;
         batch.tokens.push_back(job->history.back());
       } else {
-        count = chunk[i];
+        count = job->chunk;
         if (count == 0) continue;
         batch.tokens.insert(batch.tokens.end(), job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled),
                             job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled + count));
