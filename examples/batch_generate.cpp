@@ -1,26 +1,14 @@
-// Generates continuations for a batch of prompts with any supported model folder.
+// Generates continuations for a batch of prompts with any supported model folder: each prompt
+// and its continuation, and at the end the new tokens per second. `batch_generate --help` lists
+// the flags; the generation flags are transformers' GenerationConfig fields (--max-new-tokens,
+// --do-sample, --temperature, --top-p, --num-beams, ...).
 //
-//   batch_generate [--model DIR] [options] [PROMPT...]
-//     prompts:   PROMPT arguments, or --file F (one per line), or standard input (one per line)
-//     --model DIR             a Hugging Face style folder (default: the bundled demo model): config.json,
-//                             *.safetensors, and tokenizer.json (Qwen2/2.5/3, Llama 3) or tokenizer.model
-//     --max-new-tokens N      default 32
-//     --sample                sample instead of greedy search, with --temperature T, --top-k K
-//                             (default 50; 0 disables), --top-p P, --min-p P, --seed S
-//     --beams N               beam search with N beams
-//     --repetition-penalty R  --no-repeat-ngram N  --min-new-tokens N
-//     --batch-size N          prompts per generate() call (default 16); a progress line follows each
-//     --right                 pad on the right (the tokens are the same: the mask decides)
-//     --stream                print text as it is generated
-//     --threads N             default: every core
-//     --check                 for the bundled task: mark each answer right or wrong and count them
-//     --chat                  send each prompt as a user message through the model's chat template
-//                             (tokenizer_config.json), with --system TEXT as a system message and
-//                             --no-thinking to pass enable_thinking=false (Qwen3)
-//
-// Prints each prompt and its continuation, and at the end the new tokens per second.
+//   batch_generate [--model DIR] [OPTIONS] [PROMPT...]
+//     prompts: PROMPT arguments, --file F (one per line), or standard input (one per line)
 
 #include <maskgen/maskgen.hpp>
+
+#include "cli.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -47,8 +35,11 @@ std::vector<std::string> read_lines(std::istream& in) {
 // character). One row: plain running text; several: a line per step with each row's new text.
 class Printer {
  public:
-  Printer(const maskgen::AutoTokenizer& tok, std::size_t rows, std::size_t first)
-      : streams_(std::make_shared<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>>()), first_(first) {
+  // Output row r belongs to prompt first + r / per (per: sequences per prompt).
+  Printer(const maskgen::AutoTokenizer& tok, std::size_t rows, std::size_t first, std::size_t per)
+      : streams_(std::make_shared<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>>()),
+        first_(first),
+        per_(per) {
     for (std::size_t r = 0; r < rows; ++r) streams_->emplace_back(tok);
   }
 
@@ -59,7 +50,7 @@ class Printer {
       const std::size_t r = step.rows()[i];
       std::string fresh = streams[r].put(step.tokens()[i]);
       if (step.finished(i)) fresh += streams[r].finish();
-      if (streams.size() > 1) std::cout << "  [" << first_ + r << "]" << fresh;
+      if (streams.size() > 1) std::cout << "  " << label(r) << fresh;
       else std::cout << fresh;
     }
     if (streams.size() > 1) std::cout << "\n";
@@ -71,92 +62,59 @@ class Printer {
     for (std::size_t r = 0; r < streams_->size(); ++r) {
       const std::string rest = (*streams_)[r].finish();
       if (rest.empty()) continue;
-      if (streams_->size() > 1) std::cout << "  [" << first_ + r << "]";
+      if (streams_->size() > 1) std::cout << "  " << label(r);
       std::cout << rest;
     }
   }
 
  private:
+  // "[3]", or "[3.1]" for the second sequence of prompt 3.
+  std::string label(std::size_t r) const {
+    const std::string prompt = std::to_string(first_ + r / per_);
+    return "[" + (per_ > 1 ? prompt + "." + std::to_string(r % per_) : prompt) + "]";
+  }
+
   std::shared_ptr<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>> streams_;  // shared by copies
   std::size_t first_;
+  std::size_t per_;
 };
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-  std::filesystem::path dir = MASKGEN_DEMO_MODEL_DIR;
-  maskgen::GenerationConfig gen{.max_new_tokens = 32};
-  std::vector<std::string> prompts;
+// How batch_generate runs, from its flags.
+struct Run {
   std::size_t batch_size = 16;
-  bool right = false, stream = false, check = false, chat = false, thinking = true;
-  std::optional<std::string> system;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw maskgen::argument_error(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--model") dir = value();
-    else if (arg == "--file") {
-      std::ifstream in(value());
-      if (!in) throw maskgen::io_error("cannot read the prompt file " + std::string(argv[i]));
-      for (auto& line : read_lines(in)) prompts.push_back(line);
-    } else if (arg == "--max-new-tokens") gen.max_new_tokens = std::stoi(value());
-    else if (arg == "--min-new-tokens") gen.min_new_tokens = std::stoi(value());
-    else if (arg == "--sample") gen.do_sample = true;
-    else if (arg == "--temperature") gen.temperature = std::stod(value());
-    else if (arg == "--top-k") gen.top_k = std::stoi(value());
-    else if (arg == "--top-p") gen.top_p = std::stod(value());
-    else if (arg == "--min-p") gen.min_p = std::stod(value());
-    else if (arg == "--seed") gen.seed = std::stoull(value());
-    else if (arg == "--beams") gen.num_beams = std::stoi(value());
-    else if (arg == "--repetition-penalty") gen.repetition_penalty = std::stod(value());
-    else if (arg == "--no-repeat-ngram") gen.no_repeat_ngram_size = std::stoi(value());
-    else if (arg == "--batch-size") batch_size = std::max<std::size_t>(1, std::stoul(value()));
-    else if (arg == "--threads") gen.num_threads = std::stoi(value());
-    else if (arg == "--right") right = true;
-    else if (arg == "--stream") stream = true;
-    else if (arg == "--check") check = true;
-    else if (arg == "--chat") chat = true;
-    else if (arg == "--system") system = value();
-    else if (arg == "--no-thinking") thinking = false;
-    else if (arg.rfind("--", 0) == 0) throw maskgen::argument_error("unknown option " + arg + " (see the comment at the top of batch_generate.cpp)");
-    else prompts.push_back(arg);
-  }
-  if (prompts.empty() && !isatty(STDIN_FILENO)) prompts = read_lines(std::cin);
-  if (prompts.empty()) {
-    std::cerr << "usage: batch_generate [--model DIR] [options] PROMPT...  (or --file F, or prompts on stdin)\n";
-    return 2;
-  }
+  bool right = false;     // pad on the right
+  bool stream = false;    // print text as it is generated
+  bool check = false;     // mark the bundled task's answers
+  bool chat = false;      // prompts go through the chat template
+  bool thinking = true;   // enable_thinking for the template
+  std::optional<std::string> system;  // a system message before each prompt
+};
 
+int generate_all(const std::filesystem::path& dir, maskgen::GenerationConfig gen, const std::vector<std::string>& prompts,
+                 const Run& how) {
   const auto tok = maskgen::load_tokenizer(dir);  // tokenizer.json, else tokenizer.model
   const auto model = maskgen::Model<float>::load(dir);
   gen.pad_token_id = tok.resolve_pad_id(std::nullopt);
-  const maskgen::PaddingOptions padding{.padding_side = right ? maskgen::Side::Right : maskgen::Side::Left};
-  if ((system || !thinking) && !chat) throw maskgen::argument_error("--system and --no-thinking need --chat");
+  const maskgen::PaddingOptions padding{.padding_side = how.right ? maskgen::Side::Right : maskgen::Side::Left};
   std::optional<maskgen::ChatTemplate> chat_template;
   maskgen::ChatOptions chat_options{.add_generation_prompt = true};
-  if (chat) {
-    if (!std::filesystem::exists(dir / "tokenizer_config.json")) {
-      throw maskgen::argument_error("--chat needs the model's chat template, but " + (dir / "tokenizer_config.json").string() +
-                                    " does not exist");
-    }
+  if (how.chat) {
     chat_template = maskgen::ChatTemplate::from_tokenizer_config(dir);
-    if (!thinking) chat_options.variables["enable_thinking"] = false;
+    if (!how.thinking) chat_options.variables["enable_thinking"] = false;
   }
   // One conversation per prompt: [system], user.
   auto conversation = [&](const std::string& prompt) {
     nlohmann::ordered_json messages = nlohmann::ordered_json::array();
-    if (system) messages.push_back({{"role", "system"}, {"content", *system}});
+    if (how.system) messages.push_back({{"role", "system"}, {"content", *how.system}});
     messages.push_back({{"role", "user"}, {"content", prompt}});
     return messages;
   };
 
   std::size_t new_tokens = 0, right_answers = 0, checked = 0;
   const auto start = std::chrono::steady_clock::now();
-  for (std::size_t first = 0; first < prompts.size(); first += batch_size) {
+  for (std::size_t first = 0; first < prompts.size(); first += how.batch_size) {
     const std::vector<std::string> chunk(prompts.begin() + static_cast<std::ptrdiff_t>(first),
-                                         prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + batch_size)));
+                                         prompts.begin() + static_cast<std::ptrdiff_t>(std::min(prompts.size(), first + how.batch_size)));
     maskgen::BatchEncoding batch;
     if (chat_template) {
       std::vector<nlohmann::ordered_json> conversations;
@@ -166,44 +124,110 @@ int main(int argc, char** argv) try {
       batch = tok.encode_batch(chunk, padding);
     }
     maskgen::Streamer streamer;
-    const Printer printer(tok, chunk.size(), first);
-    if (stream) {
-      if (chunk.size() == 1) std::cout << chunk[0] << " " << std::flush;
+    const auto per = static_cast<std::size_t>(gen.num_return_sequences);  // sequences per prompt
+    const Printer printer(tok, chunk.size() * per, first, per);
+    if (how.stream) {
+      if (chunk.size() * per == 1) std::cout << chunk[0] << " " << std::flush;
       streamer = printer;
     }
     const auto out = maskgen::generate(model, batch.input_ids, batch.attention_mask, gen, streamer);
-    if (stream) {
+    if (how.stream) {
       printer.finish();
       std::cout << "\n";
     }
     const auto texts = tok.decode_batch(out.sequences, out.sequences_mask());
-    const std::size_t per = out.lengths.size() / chunk.size();  // num_return_sequences
     for (std::size_t r = 0; r < out.lengths.size(); ++r) {
       new_tokens += out.lengths[r];
       const std::string& prompt = chunk[r / per];
       std::string mark;
-      if (check) {
+      if (how.check) {
         const auto expected = demo::expected_answer(prompt);
         const bool ok = expected && demo::trim(texts[r]) == *expected;
         right_answers += ok;
         ++checked;
         mark = ok ? "  [right]" : "  [wrong: expected " + expected.value_or("?") + "]";
       }
-      if (!stream || check || per > 1) std::cout << "[" << first + r / per << "] " << prompt << " -> " << texts[r] << mark << "\n";
+      if (!how.stream || how.check || per > 1) std::cout << "[" << first + r / per << "] " << prompt << " -> " << texts[r] << mark << "\n";
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (prompts.size() > batch_size) {
-      std::cerr << "progress: " << std::min(prompts.size(), first + batch_size) << " of " << prompts.size()
+    if (prompts.size() > how.batch_size) {
+      std::cerr << "progress: " << std::min(prompts.size(), first + how.batch_size) << " of " << prompts.size()
                 << " prompts, " << new_tokens << " new tokens, " << static_cast<int>(new_tokens / seconds)
                 << " tokens/s\n";
     }
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (check) std::cout << "right answers: " << right_answers << " of " << checked << "\n";
+  if (how.check) std::cout << "right answers: " << right_answers << " of " << checked << "\n";
   std::cerr << new_tokens << " new tokens for " << prompts.size() << " prompts in " << seconds << " s: "
             << static_cast<int>(new_tokens / seconds) << " tokens/s\n";
   return 0;
-} catch (const std::exception& e) {
-  std::cerr << "batch_generate: " << e.what() << "\n";
-  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Generates continuations for a batch of prompts, left-padded and masked.", "batch_generate"};
+  maskgen_cli::set_up(app,
+                      "  batch_generate --check --file examples/demo_prompts.txt\n"
+                      "  batch_generate --stream \"reverse 3 1 4 1 5 =\"\n"
+                      "  batch_generate --model Qwen3-0.6B --chat --no-thinking --max-new-tokens 64 \"What is the capital of France?\"\n"
+                      "  batch_generate --model Qwen3-0.6B --do-sample --temperature 0.7 --top-p 0.9 --seed 1 \"Once upon a time\"\n"
+                      "A prompt that begins with '-' goes after '--'.");
+  std::string dir = MASKGEN_DEMO_MODEL_DIR;
+  maskgen::GenerationConfig gen{.max_new_tokens = 32};
+  std::vector<std::string> prompts;
+  std::string prompt_file;
+  std::size_t batch_size = 16;
+  std::string padding_side = "left";
+  bool stream = false, check = false, chat = false, no_thinking = false;
+  std::optional<std::string> system;
+
+  app.add_option("PROMPT", prompts, "Prompts; with none (and no --file), one per line from standard input")
+      ->type_name("")
+      ->default_str("");
+  maskgen_cli::add_model_flag(app, dir);
+  app.add_option("--file", prompt_file, "Read prompts from a file, one per line (blank lines skipped)")
+      ->type_name("FILE")
+      ->check(maskgen_cli::existing_file());
+  maskgen_cli::add_generation_flags(app, gen);
+  maskgen_cli::add_threads_flag(app, gen.num_threads);
+  app.add_option("--batch-size", batch_size, "Prompts per generate() call; a progress line follows each")
+      ->type_name("N")
+      ->check(maskgen_cli::whole_number<std::size_t>(1, 1 << 20));
+  app.add_option("--padding-side", padding_side, "Where pads go; the continuations are the same either way")
+      ->type_name("SIDE")
+      ->check(maskgen_cli::one_of({"left", "right"}));
+  app.add_flag("--stream", stream, "Print text as it is generated");
+  app.add_flag("--check", check, "For the bundled task: mark each answer right or wrong and count them");
+  const char* chat_group = "Chat";
+  CLI::Option* chat_flag =
+      app.add_flag("--chat", chat, "Send each prompt as a user message through the model's chat template (tokenizer_config.json)")
+          ->group(chat_group);
+  app.add_option("--system", system, "With --chat: a system message before each prompt")->type_name("TEXT")->needs(chat_flag)->group(chat_group);
+  app.add_flag("--no-thinking", no_thinking, "With --chat: pass enable_thinking=false to the template (Qwen3)")->needs(chat_flag)->group(chat_group);
+
+  return maskgen_cli::run(app, argc, argv, [&] {
+    maskgen_cli::check_generation_flags(gen, stream);
+    if (!prompt_file.empty()) {
+      std::ifstream in(prompt_file);
+      if (!in) throw maskgen::io_error("cannot read the prompt file " + prompt_file);
+      auto lines = read_lines(in);
+      prompts.insert(prompts.end(), lines.begin(), lines.end());
+    }
+    if (prompts.empty() && !isatty(STDIN_FILENO)) prompts = read_lines(std::cin);
+    if (prompts.empty()) {
+      throw maskgen_cli::usage_error("no prompts: give them as arguments, with --file F, or one per line on standard input");
+    }
+    if (chat && !std::filesystem::exists(std::filesystem::path(dir) / "tokenizer_config.json")) {
+      throw maskgen_cli::usage_error("--chat needs the model's chat template, but " +
+                                     (std::filesystem::path(dir) / "tokenizer_config.json").string() + " does not exist");
+    }
+    return generate_all(dir, gen, prompts, {.batch_size = batch_size,
+                                            .right = padding_side == "right",
+                                            .stream = stream,
+                                            .check = check,
+                                            .chat = chat,
+                                            .thinking = !no_thinking,
+                                            .system = system});
+  });
 }

@@ -16,10 +16,13 @@
 #include <httplib.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -172,9 +175,10 @@ class OpenAIServer {
     return bound;
   }
 
-  // Serves on the calling thread until stop().
-  void run(const std::string& host, int port) {
-    bind(host, port);
+  // Serves on the calling thread until stop(); `on_listening` is told the port once it is bound.
+  void run(const std::string& host, int port, const std::function<void(int)>& on_listening = {}) {
+    const int bound = bind(host, port);
+    if (on_listening) on_listening(bound);
     http_.listen_after_bind();
   }
 
@@ -339,8 +343,12 @@ class OpenAIServer {
   }
 
   int bind(const std::string& host, int port) {
+    errno = 0;
     const int bound = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
-    if (bound < 0) throw maskgen::io_error("cannot listen on " + host + ":" + std::to_string(port));
+    if (bound < 0) {
+      const int why = errno;  // what bind() or listen() said, when it was they that failed
+      throw maskgen::io_error("cannot listen on " + host + ":" + std::to_string(port) + (why ? std::string(": ") + std::strerror(why) : ""));
+    }
     // cpp-httplib listens with a backlog of 5, and a burst of clients past it sees its connection
     // reset; listen() again on the same socket raises the backlog.
     if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
@@ -355,7 +363,11 @@ class OpenAIServer {
 
   void setup() {
     http_.set_socket_options([this](socket_t sock) {
-      httplib::default_socket_options(sock);
+      // SO_REUSEADDR (a restarted server binds while old connections linger), but not cpp-httplib's
+      // default SO_REUSEPORT, with which a second server on the same port starts without an
+      // error and takes a share of the connections.
+      int yes = 1;
+      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
       listen_socket_ = sock;
     });
     http_.new_task_queue = [threads = options_.http_threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };

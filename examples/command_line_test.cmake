@@ -1,0 +1,134 @@
+# The example programs' command lines as a new user meets them: each program's --help and
+# --version, and bad command lines, each with the exit status and the words it must print.
+#   cmake -DBIN=<folder of the built examples> -DWORK=<scratch folder> -DVERSION=<package version>
+#         -DDEMO_MODEL=<the bundled model's folder> -P command_line_test.cmake
+# Every failing case is listed, then the script fails.
+
+set(failures 0)
+
+# check(<status> <program> [argument...] SAYS <text>...): runs the program (standard input
+# empty) and checks its exit status and that its output, standard output and error together,
+# holds each text. An exit status of 2 must also come with "<program>: " and the pointer to
+# --help; no output may show a C++ exception's bare name.
+function(check status program)
+  cmake_parse_arguments(PARSE_ARGV 2 arg "" "" "SAYS")
+  execute_process(COMMAND "${BIN}/${program}" ${arg_UNPARSED_ARGUMENTS}
+                  INPUT_FILE /dev/null RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 120)
+  string(REPLACE ";" " " command "${program} ${arg_UNPARSED_ARGUMENTS}")
+  set(problems "")
+  if(NOT rc STREQUAL "${status}")
+    string(APPEND problems "\n  exit status ${rc}, expected ${status}")
+  endif()
+  set(expected "${arg_SAYS}")
+  if(status EQUAL 2)
+    list(APPEND expected "${program}: " "Run '${program} --help' for the options.")
+  endif()
+  foreach(text IN LISTS expected)
+    string(FIND "${out}" "${text}" at)
+    if(at EQUAL -1)
+      string(APPEND problems "\n  does not say: ${text}")
+    endif()
+  endforeach()
+  if(out MATCHES "std::|terminate called|basic_string|stoi|stod|what\\(\\)")
+    string(APPEND problems "\n  shows a C++ exception's name")
+  endif()
+  if(problems)
+    message("FAILED: ${command}${problems}\n  output:\n${out}")
+    math(EXPR count "${failures} + 1")
+    set(failures ${count} PARENT_SCOPE)
+  else()
+    message("ok: ${command}")
+  endif()
+endfunction()
+
+# --help (defaults and examples) and --version, of every program.
+check(0 batch_generate --help SAYS "Usage: batch_generate [OPTIONS] [PROMPT...]" "--model DIR=" "--max-new-tokens N=32"
+      "--min-new-tokens N=0" "--do-sample" "--temperature X=1" "--top-k N=50" "--top-p X=1" "--min-p X=0" "--seed N=0"
+      "--repetition-penalty X=1" "--no-repeat-ngram-size N=0" "--num-beams N=1" "--num-return-sequences N=1"
+      "--threads N=0" "--batch-size N=16" "--padding-side SIDE=left" "--stream" "--chat" "Examples:"
+      "batch_generate --check --file examples/demo_prompts.txt")
+check(0 mask_pitfall --help SAYS "Usage: mask_pitfall [OPTIONS]" "--model DIR=" "--prompts N=12" "--seed N=2026"
+      "--threads N=0" "Examples:")
+check(0 tokenize_batch --help SAYS "Usage: tokenize_batch [OPTIONS] [TEXT...]" "--tokenizer PATH=" "--padding-side SIDE=left"
+      "--padding HOW=longest" "--max-length N" "--pad-to-multiple-of N" "--truncation" "--truncation-side SIDE=right"
+      "--add-bos-token" "--pad-token-id N" "Examples:")
+check(0 server --help SAYS "Usage: server [OPTIONS]" "--model DIR=" "--host ADDRESS=127.0.0.1" "--port N=8080"
+      "--threads N=0" "--max-running N=32" "--prefill-chunk N=16" "Examples:")
+foreach(program batch_generate mask_pitfall tokenize_batch server)
+  check(0 ${program} --version SAYS "maskgen ${VERSION}")
+endforeach()
+
+# Bad values name the flag, the value and what is expected.
+check(2 batch_generate --max-new-tokens abc "sort 1 =" SAYS "--max-new-tokens: expected a whole number >= 0, got 'abc'")
+check(2 batch_generate --max-new-tokens -3 "sort 1 =" SAYS "--max-new-tokens: expected a whole number >= 0, got '-3'")
+check(2 batch_generate --max-new-tokens SAYS "--max-new-tokens: expected a value after it")
+check(2 batch_generate --do-sample --temperature 0 "sort 1 =" SAYS "--temperature: expected a number > 0, got '0'")
+check(2 batch_generate --do-sample --top-p 1.5 "sort 1 =" SAYS "--top-p: expected a number in (0, 1" "got '1.5'")
+check(2 batch_generate --do-sample --top-p nan "sort 1 =" SAYS "--top-p: expected a number in (0, 1" "got 'nan'")
+check(2 batch_generate --do-sample --seed 99999999999999999999 "sort 1 =" SAYS "--seed: expected a whole number >= 0")
+check(2 batch_generate --threads 1.5 "sort 1 =" SAYS "--threads: expected a whole number from 0 to 4096, got '1.5'")
+check(2 batch_generate --padding-side middle "sort 1 =" SAYS "--padding-side: expected one of left, right, got 'middle'")
+check(2 batch_generate --batch-size 0 "sort 1 =" SAYS "--batch-size: expected a whole number from 1 to")
+check(2 batch_generate --file "${WORK}/no-such-file" SAYS "--file: expected a file, got '${WORK}/no-such-file', which does not exist")
+# Flags that do not go together, or that need another.
+check(2 batch_generate --temperature 0.7 "sort 1 =" SAYS "--temperature requires --do-sample")
+check(2 batch_generate --do-sample --num-beams 2 "sort 1 =" SAYS "--do-sample with --num-beams > 1")
+check(2 batch_generate --num-beams 2 --stream "sort 1 =" SAYS "--stream cannot follow beam search (--num-beams 2)")
+check(2 batch_generate --num-return-sequences 2 "sort 1 =" SAYS "--num-return-sequences is 2 (use --do-sample or --num-beams)")
+check(2 batch_generate --system "Be brief." "sort 1 =" SAYS "--system requires --chat")
+check(2 batch_generate --max-new-tokens 2 --max-new-tokens 3 "sort 1 =" SAYS "--max-new-tokens was given more than once")
+check(2 batch_generate SAYS "no prompts: give them as arguments, with --file F, or one per line on standard input")
+check(2 batch_generate --chat "sort 3 1 2 =" SAYS "--chat needs the model's chat template, but" "tokenizer_config.json does not exist")
+# Unknown flags, with the flag meant.
+check(2 batch_generate --temprature 0.7 "sort 1 =" SAYS "unknown option --temprature (did you mean --temperature?)")
+check(2 batch_generate --sample "sort 1 =" SAYS "unknown option --sample (renamed: use --do-sample)")
+check(2 batch_generate --right "sort 1 =" SAYS "unknown option --right (renamed: use --padding-side right)")
+
+# A model folder that is missing or incomplete names what is missing.
+file(REMOVE_RECURSE "${WORK}")
+file(MAKE_DIRECTORY "${WORK}/empty")
+file(WRITE "${WORK}/config-only/config.json" "{}")
+file(WRITE "${WORK}/no-tokenizer/config.json" "{}")
+file(WRITE "${WORK}/no-tokenizer/model.safetensors" "")
+file(WRITE "${WORK}/broken-config/config.json" "{\"model_type\": ")
+file(WRITE "${WORK}/broken-config/model.safetensors" "")
+file(COPY "${DEMO_MODEL}/tokenizer.model" DESTINATION "${WORK}/broken-config")
+check(2 batch_generate --model "${WORK}/missing" "sort 1 =" SAYS "--model: the model folder '${WORK}/missing' does not exist")
+check(2 batch_generate --model "${WORK}/empty" "sort 1 =" SAYS "--model: the model folder '${WORK}/empty' has no config.json")
+check(2 batch_generate --model "${WORK}/config-only" "sort 1 =" SAYS "has no model.safetensors")
+check(2 batch_generate --model "${WORK}/no-tokenizer" "sort 1 =" SAYS "has no tokenizer.json (nor tokenizer.model)")
+check(2 batch_generate --model "${WORK}/empty/../config-only/config.json" "sort 1 =" SAYS "is not a folder")
+check(2 mask_pitfall --model "${WORK}/empty" SAYS "--model: the model folder '${WORK}/empty' has no config.json")
+check(2 server --model "${WORK}/no-tokenizer" SAYS "--model: the model folder '${WORK}/no-tokenizer' has no tokenizer.json")
+# A folder with every file, one of them broken: the work fails (1) and the message names the file.
+check(1 batch_generate --model "${WORK}/broken-config" "sort 1 =" SAYS "batch_generate: " "config.json")
+
+# The other programs.
+check(2 mask_pitfall --prompts 0 SAYS "--prompts: expected a whole number from 1 to 4096, got '0'")
+check(2 mask_pitfall --seed -1 SAYS "--seed: expected a whole number >= 0, got '-1'")
+check(2 mask_pitfall extra SAYS "unexpected argument 'extra'")
+check(2 tokenize_batch SAYS "no texts: give one or more TEXT arguments to tokenize")
+check(2 tokenize_batch --padding max_length "sort 1 =" SAYS "--padding max_length needs --max-length")
+check(2 tokenize_batch --padding longest_first "sort 1 =" SAYS "--padding: expected one of longest, max_length, do_not_pad, got 'longest_first'")
+check(2 tokenize_batch --truncation-side left "sort 1 =" SAYS "--truncation-side requires --truncation")
+check(2 tokenize_batch --truncation --max-length 5 --pad-to-multiple-of 4 "sort 1 ="
+      SAYS "--max-length 5 must be a multiple of --pad-to-multiple-of 4 with --truncation")
+check(2 tokenize_batch --pad-token-id 99999 "sort 1 =" SAYS "--pad-token-id: expected an id below the vocabulary size 48, got 99999")
+check(2 tokenize_batch --add-bos-token --no-add-bos-token "sort 1 =" SAYS "--add-bos-token excludes --no-add-bos-token")
+check(2 tokenize_batch --tokenizer "${WORK}/empty" "sort 1 =" SAYS "--tokenizer: the folder '${WORK}/empty' has no tokenizer.json")
+check(2 tokenize_batch --pad-to max "sort 1 =" SAYS "unknown option --pad-to (renamed: use --padding max_length)")
+check(2 server --port 70000 SAYS "--port: expected a whole number from 0 to 65535, got '70000'")
+check(2 server --threads -1 SAYS "--threads: expected a whole number from 0 to 4096, got '-1'")
+check(2 server --max-running 0 SAYS "--max-running: expected a whole number from 1 to 4096, got '0'")
+check(2 server --prefill-chunk x SAYS "--prefill-chunk: expected a whole number from 1 to 1048576, got 'x'")
+check(1 server --host 999.1.1.1 --port 0 SAYS "server: cannot listen on 999.1.1.1")
+
+# And good command lines still run: the last two are examples from the programs' --help.
+check(0 tokenize_batch --padding-side right "sort 1 =" "reverse 1 2 3 =" SAYS "input_ids [2, 6]:" "attention_mask:\n1 1 1 1 0 0\n1 1 1 1 1 1")
+check(0 tokenize_batch --truncation --max-length 4 --no-add-bos-token "sort 9 8 7 6 5 =" SAYS "input_ids [1, 4]:")
+check(0 batch_generate --check --do-sample --seed 1 --temperature 0.01 --num-return-sequences 2 "sort 3 1 2 ="
+      SAYS "[0] sort 3 1 2 = -> 1 2 3  [right]" "right answers: 2 of 2")
+
+if(failures GREATER 0)
+  message(FATAL_ERROR "${failures} command lines did not end as expected")
+endif()
