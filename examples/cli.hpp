@@ -23,15 +23,15 @@
 #include <functional>
 #include <iostream>
 #include <limits>
-#include <new>
 #include <memory>
+#include <new>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 namespace maskgen_cli {
@@ -118,10 +118,11 @@ inline std::size_t distance(std::string_view a, std::string_view b) {
   return row[b.size()];
 }
 
-// The flag of `app` closest to `given` ("--sample" -> "--do-sample"), or "" when none is close.
+// The flag of `app` closest to `given` ("--temprature" -> "--temperature"), or "" when none is close.
 inline std::string closest_flag(const CLI::App& app, const std::string& given) {
   const std::string name = given.substr(0, given.find('='));
-  const std::string bare = name.substr(name.find_first_not_of('-') == std::string::npos ? name.size() : name.find_first_not_of('-'));
+  const std::size_t start = name.find_first_not_of('-');
+  const std::string bare = start == std::string::npos ? "" : name.substr(start);  // without the dashes
   if (bare.size() < 2) return "";
   std::string best;
   std::size_t best_distance = std::numeric_limits<std::size_t>::max();
@@ -201,8 +202,9 @@ inline CLI::Validator existing_file() {
 
 // What a model folder lacks, in the words of an error message, or "" when it has what
 // load_tokenizer and Model::load read: config.json, model.safetensors (or the index of a sharded
-// checkpoint, model.safetensors.index.json), and tokenizer.json or tokenizer.model.
-inline std::string model_folder_problem(const std::filesystem::path& dir) {
+// checkpoint, model.safetensors.index.json), and tokenizer.json or tokenizer.model (unless the
+// program needs no tokenizer).
+inline std::string model_folder_problem(const std::filesystem::path& dir, bool needs_tokenizer = true) {
   namespace fs = std::filesystem;
   std::error_code ec;
   const std::string quoted = "'" + dir.string() + "'";
@@ -215,7 +217,7 @@ inline std::string model_folder_problem(const std::filesystem::path& dir) {
   if (!has("model.safetensors") && !has("model.safetensors.index.json")) {
     return "the model folder " + quoted + " has no model.safetensors (nor model.safetensors.index.json for a sharded checkpoint)";
   }
-  if (!has("tokenizer.json") && !has("tokenizer.model")) {
+  if (needs_tokenizer && !has("tokenizer.json") && !has("tokenizer.model")) {
     return "the model folder " + quoted + " has no tokenizer.json (nor tokenizer.model)";
   }
   return "";

@@ -1,7 +1,8 @@
 # The example programs' command lines as a new user meets them: each program's --help and
 # --version, and bad command lines, each with the exit status and the words it must print.
 #   cmake -DBIN=<folder of the built examples> -DWORK=<scratch folder> -DVERSION=<package version>
-#         -DDEMO_MODEL=<the bundled model's folder> -P command_line_test.cmake
+#         -DDEMO_MODEL=<the bundled model's folder> [-DTOOLS=<folder of make_random_model and
+#         export_llama2c>] -P command_line_test.cmake
 # Every failing case is listed, then the script fails.
 
 set(failures 0)
@@ -128,6 +129,20 @@ check(0 tokenize_batch --padding-side right "sort 1 =" "reverse 1 2 3 =" SAYS "i
 check(0 tokenize_batch --truncation --max-length 4 --no-add-bos-token "sort 9 8 7 6 5 =" SAYS "input_ids [1, 4]:")
 check(0 batch_generate --check --do-sample --seed 1 --temperature 0.01 --num-return-sequences 2 "sort 3 1 2 ="
       SAYS "[0] sort 3 1 2 = -> 1 2 3  [right]" "right answers: 2 of 2")
+
+# The tools built with the benchmarks parse their command lines the same way.
+if(TOOLS)
+  set(BIN "${TOOLS}")
+  check(0 make_random_model --help SAYS "Usage: make_random_model [OPTIONS]" "--out DIR (required)" "--qwen3-0.6b" "Examples:")
+  check(0 export_llama2c --version SAYS "maskgen ${VERSION}")
+  check(2 make_random_model --layers 4 SAYS "--out is required")
+  check(2 make_random_model --out "${WORK}/random" --layers x SAYS "--layers: expected a whole number from 1 to 16777216, got 'x'")
+  check(2 make_random_model --out "${WORK}/random" --dtype F64 SAYS "--dtype: expected one of F32, BF16, F16, got 'F64'")
+  check(2 export_llama2c --model "${WORK}/missing" --out "${WORK}/x.bin" SAYS "--model: the model folder '${WORK}/missing' does not exist")
+  check(0 make_random_model --out "${WORK}/random" --layers 1 --hidden 64 --heads 4 --kv-heads 4 --intermediate 128 --vocab 256
+        SAYS "parameters")
+  check(0 export_llama2c --model "${WORK}/random" --out "${WORK}/random.bin" SAYS "wrote ${WORK}/random.bin")
+endif()
 
 if(failures GREATER 0)
   message(FATAL_ERROR "${failures} command lines did not end as expected")

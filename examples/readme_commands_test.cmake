@@ -1,10 +1,20 @@
 # The README's example command lines agree with the programs: every flag a README command gives
 # an example program is one that program's --help lists.
-#   cmake -DREADME=<README.md> -DBIN=<folder of the built examples> -P readme_commands_test.cmake
+#   cmake -DREADME=<README.md> -DBIN=<folder of the built examples> [-DTOOLS=<folder of the built
+#         tools: make_random_model, export_llama2c>] -P readme_commands_test.cmake
 # A command is a line of a code block, or an inline `code` span, that starts with the program
 # (or its path in build-demo/examples/ or build/examples/); a line ending in "\" goes on.
 
 set(programs batch_generate mask_pitfall tokenize_batch server)
+foreach(program IN LISTS programs)
+  set(path_${program} "${BIN}/${program}")
+endforeach()
+if(TOOLS)
+  foreach(program make_random_model export_llama2c)
+    list(APPEND programs ${program})
+    set(path_${program} "${TOOLS}/${program}")
+  endforeach()
+endif()
 # The README's lines, continuation lines joined. ";", "[" and "]" would disturb CMake's lists:
 # they are stood in for while splitting.
 file(READ "${README}" text)
@@ -17,6 +27,7 @@ string(REPLACE "\n" ";" lines "${text}")
 # The commands, in a list of "program|command line" entries (stand-ins kept).
 set(commands "")
 set(in_block OFF)
+set(pending "")
 foreach(line IN LISTS lines)
   if(line MATCHES "^ *```")
     if(in_block)
@@ -29,6 +40,16 @@ foreach(line IN LISTS lines)
   if(in_block)
     set(candidates "${line}")
   else()
+    # A `span` may go on to the next line: a line with an odd number of backticks is joined to it.
+    set(line "${pending}${line}")
+    set(pending "")
+    string(REGEX REPLACE "[^`]" "" ticks "${line}")
+    string(LENGTH "${ticks}" ticks)
+    math(EXPR odd "${ticks} % 2")
+    if(odd)
+      set(pending "${line} ")
+      continue()
+    endif()
     string(REGEX MATCHALL "`[^`]+`" candidates "${line}")
   endif()
   foreach(candidate IN LISTS candidates)
@@ -44,7 +65,7 @@ endforeach()
 
 set(failures 0)
 foreach(program IN LISTS programs)
-  execute_process(COMMAND "${BIN}/${program}" --help RESULT_VARIABLE rc OUTPUT_VARIABLE help)
+  execute_process(COMMAND "${path_${program}}" --help RESULT_VARIABLE rc OUTPUT_VARIABLE help)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "${program} --help exited ${rc}")
   endif()
@@ -64,7 +85,7 @@ foreach(program IN LISTS programs)
     # Flags outside quotes: a quoted prompt may hold "--" itself.
     string(REGEX REPLACE "\"[^\"]*\"|'[^']*'" "" unquoted "${command}")
     string(REGEX REPLACE "[][]" " " unquoted "${unquoted}")  # "[--seed N]" gives its flag too
-    string(REGEX MATCHALL "(^| )--[a-z][a-z0-9-]*" flags "${unquoted}")
+    string(REGEX MATCHALL "(^| )--[a-z][a-z0-9-]*([.][a-z0-9]+)?" flags "${unquoted}")
     foreach(flag IN LISTS flags)
       string(STRIP "${flag}" flag)
       string(FIND "${help}" "  ${flag} " listed)

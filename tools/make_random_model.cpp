@@ -3,52 +3,63 @@
 //                   [--kv-heads N] [--head-dim N] [--max-positions N] [--tied] [--seed N]
 // Writes a model folder with random weights (defaults: a Llama of the 110M shape, hidden 768, 12
 // layers, 12 heads, intermediate 2048, vocab 32000, float32). --qwen3-0.6b starts from Qwen3-0.6B's
-// shape (bfloat16, tied); later flags change it.
+// shape (bfloat16, tied); the other flags change it.
 
 #include "random_model.hpp"
 
-#include <iostream>
+#include "../examples/cli.hpp"
 
-int main(int argc, char** argv) try {
-  maskgen::tools::RandomModelShape shape;
-  std::filesystem::path out;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    auto value = [&] {
-      if (i + 1 >= argc) throw maskgen::argument_error(arg + " needs a value");
-      return std::stoll(argv[++i]);
-    };
-    auto text = [&] {
-      if (i + 1 >= argc) throw maskgen::argument_error(arg + " needs a value");
-      return std::string(argv[++i]);
-    };
-    if (arg == "--out") out = text();
-    else if (arg == "--qwen3-0.6b") shape = maskgen::tools::qwen3_06b_shape();
-    else if (arg == "--family") shape.model_type = text();
-    else if (arg == "--dtype") {
-      const std::string d = text();
-      if (d == "F32") shape.dtype = maskgen::DType::F32;
-      else if (d == "BF16") shape.dtype = maskgen::DType::BF16;
-      else if (d == "F16") shape.dtype = maskgen::DType::F16;
-      else throw maskgen::argument_error("--dtype must be F32, BF16 or F16, got " + d);
-    }
-    else if (arg == "--head-dim") shape.head_dim = value();
-    else if (arg == "--vocab") shape.vocab_size = value();
-    else if (arg == "--hidden") shape.hidden_size = value();
-    else if (arg == "--intermediate") shape.intermediate_size = value();
-    else if (arg == "--layers") shape.num_layers = value();
-    else if (arg == "--heads") shape.num_heads = value();
-    else if (arg == "--kv-heads") shape.num_kv_heads = value();
-    else if (arg == "--max-positions") shape.max_position_embeddings = value();
-    else if (arg == "--tied") shape.tie_word_embeddings = true;
-    else if (arg == "--seed") shape.seed = static_cast<std::uint32_t>(value());
-    else throw maskgen::argument_error("unknown argument " + arg);
-  }
-  if (out.empty()) throw maskgen::argument_error("--out DIR is required");
-  maskgen::tools::write_random_model(out, shape);
-  std::cout << "wrote " << out << ": " << maskgen::tools::parameter_count(shape) << " parameters\n";
-  return 0;
-} catch (const std::exception& e) {
-  std::cerr << "make_random_model: " << e.what() << "\n";
-  return 1;
+#include <iostream>
+#include <optional>
+
+int main(int argc, char** argv) {
+  CLI::App app{"Writes a model folder (config.json, model.safetensors) with random weights.", "make_random_model"};
+  maskgen_cli::set_up(app,
+                      "  make_random_model --out /tmp/random-110m\n"
+                      "  make_random_model --out /tmp/qwen3-shape --qwen3-0.6b --layers 4");
+  const maskgen::tools::RandomModelShape llama;  // the defaults shown
+  std::string out, family, dtype;
+  bool qwen3 = false, tied = false;
+  std::optional<std::int64_t> vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, max_positions;
+  std::optional<std::uint32_t> seed;
+  const auto size = maskgen_cli::whole_number<std::int64_t>(1, std::int64_t{1} << 24);
+  app.add_option("--out", out, "The folder to write")->type_name("DIR")->required();
+  app.add_flag("--qwen3-0.6b", qwen3, "Start from Qwen3-0.6B's shape (qwen3, BF16, tied)");
+  app.add_option("--family", family, "Architecture (default llama)")->type_name("NAME")->check(maskgen_cli::one_of({"llama", "qwen3"}));
+  app.add_option("--dtype", dtype, "Element type of the weights (default F32)")->type_name("TYPE")->check(maskgen_cli::one_of({"F32", "BF16", "F16"}));
+  app.add_option("--vocab", vocab, "vocab_size (default " + std::to_string(llama.vocab_size) + ")")->type_name("N")->check(size);
+  app.add_option("--hidden", hidden, "hidden_size (default " + std::to_string(llama.hidden_size) + ")")->type_name("N")->check(size);
+  app.add_option("--intermediate", intermediate, "intermediate_size (default " + std::to_string(llama.intermediate_size) + ")")
+      ->type_name("N")->check(size);
+  app.add_option("--layers", layers, "num_hidden_layers (default " + std::to_string(llama.num_layers) + ")")->type_name("N")->check(size);
+  app.add_option("--heads", heads, "num_attention_heads (default " + std::to_string(llama.num_heads) + ")")->type_name("N")->check(size);
+  app.add_option("--kv-heads", kv_heads, "num_key_value_heads (default " + std::to_string(llama.num_kv_heads) + ")")->type_name("N")->check(size);
+  app.add_option("--head-dim", head_dim, "head_dim (default hidden / heads)")->type_name("N")->check(size);
+  app.add_option("--max-positions", max_positions,
+                 "max_position_embeddings (default " + std::to_string(llama.max_position_embeddings) + ")")
+      ->type_name("N")->check(size);
+  app.add_flag("--tied", tied, "Tie the output projection to the embeddings");
+  app.add_option("--seed", seed, "Seed of the weights (default " + std::to_string(llama.seed) + ")")
+      ->type_name("N")->check(maskgen_cli::whole_number<std::uint32_t>(0));
+
+  return maskgen_cli::run(app, argc, argv, [&] {
+    maskgen::tools::RandomModelShape shape = qwen3 ? maskgen::tools::qwen3_06b_shape() : llama;
+    if (!family.empty()) shape.model_type = family;
+    if (dtype == "F32") shape.dtype = maskgen::DType::F32;
+    if (dtype == "BF16") shape.dtype = maskgen::DType::BF16;
+    if (dtype == "F16") shape.dtype = maskgen::DType::F16;
+    shape.vocab_size = vocab.value_or(shape.vocab_size);
+    shape.hidden_size = hidden.value_or(shape.hidden_size);
+    shape.intermediate_size = intermediate.value_or(shape.intermediate_size);
+    shape.num_layers = layers.value_or(shape.num_layers);
+    shape.num_heads = heads.value_or(shape.num_heads);
+    shape.num_kv_heads = kv_heads.value_or(shape.num_kv_heads);
+    shape.head_dim = head_dim.value_or(shape.head_dim);
+    shape.max_position_embeddings = max_positions.value_or(shape.max_position_embeddings);
+    shape.tie_word_embeddings = shape.tie_word_embeddings || tied;
+    shape.seed = seed.value_or(shape.seed);
+    maskgen::tools::write_random_model(out, shape);
+    std::cout << "wrote " << out << ": " << maskgen::tools::parameter_count(shape) << " parameters\n";
+    return 0;
+  });
 }
