@@ -101,8 +101,13 @@ check(2 batch_generate --model "${WORK}/no-tokenizer" "sort 1 =" SAYS "has no to
 check(2 batch_generate --model "${WORK}/empty/../config-only/config.json" "sort 1 =" SAYS "is not a folder")
 check(2 mask_pitfall --model "${WORK}/empty" SAYS "--model: the model folder '${WORK}/empty' has no config.json")
 check(2 server --model "${WORK}/no-tokenizer" SAYS "--model: the model folder '${WORK}/no-tokenizer' has no tokenizer.json")
-# A folder with every file, one of them broken: the work fails (1) and the message names the file.
+# A folder with every file, one of them broken, or a sharded checkpoint without a shard its index
+# lists: the work fails (1) and the message names the file.
+file(WRITE "${WORK}/missing-shard/model.safetensors.index.json"
+     "{\"weight_map\": {\"model.embed_tokens.weight\": \"model-00001-of-00002.safetensors\"}}")
+file(COPY "${DEMO_MODEL}/config.json" "${DEMO_MODEL}/tokenizer.model" DESTINATION "${WORK}/missing-shard")
 check(1 batch_generate --model "${WORK}/broken-config" "sort 1 =" SAYS "batch_generate: " "config.json")
+check(1 batch_generate --model "${WORK}/missing-shard" "sort 1 =" SAYS "model-00001-of-00002.safetensors" "does not exist")
 
 # The other programs.
 check(2 mask_pitfall --prompts 0 SAYS "--prompts: expected a whole number from 1 to 4096, got '0'")
