@@ -7,6 +7,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -22,8 +23,26 @@ Matrix<Scalar> random_matrix(Eigen::Index rows, Eigen::Index cols, std::mt19937&
   return m;
 }
 
+// Every element is one chain over k, in order, from zero: a fused multiply-add per step where the
+// target has one (as the kernel is compiled here), else a rounded product and a sum. This is that
+// chain written out one element at a time: the kernel must give exactly its bits, whatever m, the
+// tile a row falls in, the blocking of k or the thread count.
 template <class Scalar>
-void check_matmul_against_reference(double tolerance) {
+Scalar sequential_chain(const Scalar* x, const Scalar* w, std::size_t k) {
+  Scalar acc = 0;
+  for (std::size_t t = 0; t < k; ++t) {
+#if defined(__FMA__) || defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__))
+    acc = std::fma(x[t], w[t], acc);
+#else
+    const Scalar p = x[t] * w[t];  // no fused multiply-add on this target: nothing to contract into
+    acc = acc + p;
+#endif
+  }
+  return acc;
+}
+
+template <class Scalar>
+void check_matmul_against_reference() {
   std::mt19937 rng(3);
   for (auto [m, k, n] : {std::tuple{1, 1, 1}, {1, 7, 3}, {2, 8, 4}, {3, 33, 17}, {5, 64, 96}, {17, 100, 31}, {70, 45, 130}}) {
     const auto x = random_matrix<Scalar>(m, k, rng), w = random_matrix<Scalar>(n, k, rng);
@@ -31,6 +50,9 @@ void check_matmul_against_reference(double tolerance) {
     matmul_transposed(x, w, y, 2);
     ASSERT_EQ(y.rows(), m);
     ASSERT_EQ(y.cols(), n);
+    // The bound of a dot product summed in any order (Higham, Accuracy and Stability, 3.1):
+    // |error| <= k u / (1 - k u) * Σ |x w|, u the unit roundoff.
+    const double u = std::numeric_limits<Scalar>::epsilon() / 2, bound = k * u / (1 - k * u);
     for (int i = 0; i < m; ++i) {
       for (int j = 0; j < n; ++j) {
         long double ref = 0, mag = 0;
@@ -38,16 +60,18 @@ void check_matmul_against_reference(double tolerance) {
           ref += static_cast<long double>(x(i, t)) * w(j, t);
           mag += std::abs(static_cast<long double>(x(i, t)) * w(j, t));
         }
-        EXPECT_NEAR(static_cast<double>(y(i, j)), static_cast<double>(ref), tolerance * static_cast<double>(mag))
+        EXPECT_NEAR(static_cast<double>(y(i, j)), static_cast<double>(ref), bound * static_cast<double>(mag))
             << m << "x" << k << "x" << n << " at " << i << "," << j;
+        EXPECT_EQ(y(i, j), sequential_chain<Scalar>(&x(i, 0), &w(j, 0), static_cast<std::size_t>(k)))
+            << "not the sequential chain: " << m << "x" << k << "x" << n << " at " << i << "," << j;
       }
     }
   }
 }
 
-TEST(Matmul, MatchesLongDoubleReference) {
-  check_matmul_against_reference<float>(1e-6);
-  check_matmul_against_reference<double>(1e-14);
+TEST(Matmul, MatchesLongDoubleReferenceAndTheSequentialChain) {
+  check_matmul_against_reference<float>();
+  check_matmul_against_reference<double>();
 }
 
 // A row's result is bitwise the same alone, among other rows at any index, and on any thread count.
@@ -99,8 +123,8 @@ void check_stored_weights() {
       wide_f16.data()[i] = static_cast<Scalar>((f16[i] & 0x8000) ? -v : v);
     }
     const auto u = static_cast<std::size_t>(n), kk = static_cast<std::size_t>(k);
-    const WeightMatrix as_bf16{WeightType::BF16, reinterpret_cast<const std::byte*>(bf16.data()), u, kk, nullptr, nullptr};
-    const WeightMatrix as_f16{WeightType::F16, reinterpret_cast<const std::byte*>(f16.data()), u, kk, nullptr, nullptr};
+    const WeightMatrix as_bf16{WeightType::BF16, reinterpret_cast<const std::byte*>(bf16.data()), u, kk, nullptr, false, nullptr};
+    const WeightMatrix as_f16{WeightType::F16, reinterpret_cast<const std::byte*>(f16.data()), u, kk, nullptr, false, nullptr};
     const Matrix<float> wf = w;
     const WeightMatrix as_i8 = quantize_int8(wf.data(), u, kk);
     Matrix<Scalar> wide_i8(n, k);
@@ -127,6 +151,77 @@ void check_stored_weights() {
 TEST(Matmul, StoredWeightsWidenExactly) {
   check_stored_weights<float>();
   check_stored_weights<double>();
+}
+
+// The weights of a test in every stored type: BF16 and F16 rounded from w, int8 quantized from it.
+struct StoredWeights {
+  std::vector<std::uint16_t> bf16, f16;
+  WeightMatrix f32, as_bf16, as_f16, as_i8;
+};
+
+StoredWeights store(const Matrix<float>& w) {
+  StoredWeights s;
+  const auto n = static_cast<std::size_t>(w.rows()), k = static_cast<std::size_t>(w.cols());
+  s.bf16.resize(n * k);
+  s.f16.resize(n * k);
+  for (std::size_t i = 0; i < n * k; ++i) {
+    s.bf16[i] = static_cast<std::uint16_t>(std::bit_cast<std::uint32_t>(w.data()[i]) >> 16);
+    s.f16[i] = std::bit_cast<std::uint16_t>(static_cast<_Float16>(w.data()[i]));
+  }
+  s.f32 = view_weights(w.data(), n, k);
+  s.as_bf16 = {WeightType::BF16, reinterpret_cast<const std::byte*>(s.bf16.data()), n, k, nullptr, false, nullptr};
+  s.as_f16 = {WeightType::F16, reinterpret_cast<const std::byte*>(s.f16.data()), n, k, nullptr, false, nullptr};
+  s.as_i8 = quantize_int8(w.data(), n, k);
+  return s;
+}
+
+// Every row of a many-row product equals the same row computed alone, bit for bit, in every stored
+// type: m across tile sizes and blocks of rows (odd counts included), n ending in a partial panel,
+// k across blocks of k, on 1 to 3 threads. The weights are packed once, as a model holds them.
+TEST(Matmul, EveryRowOfAManyRowProductEqualsItAlone) {
+  std::mt19937 rng(17);
+  for (auto [k, n] : {std::pair{1100, 70}, {37, 33}, {300, 16}}) {
+    const auto w = random_matrix<float>(n, k, rng);
+    const StoredWeights s = store(w);
+    const auto x = random_matrix<float>(203, k, rng);
+    for (const WeightMatrix* stored : {&s.f32, &s.as_bf16, &s.as_f16, &s.as_i8}) {
+      const WeightMatrix packed = pack_panels(*stored);
+      for (int m : {203, 16, 15, 7, 2}) {
+        const Matrix<float> rows = x.topRows(m);
+        for (int threads : {1, 2, 3}) {
+          Matrix<float> all;
+          matmul_transposed(rows, packed, all, threads);
+          for (int i = 0; i < m; ++i) {
+            Matrix<float> one;
+            matmul_transposed(Matrix<float>(rows.row(i)), packed, one, 1);
+            ASSERT_TRUE((one.array() == all.row(i).array()).all())
+                << weight_type_name(stored->type) << " k=" << k << " n=" << n << " m=" << m << " threads=" << threads
+                << ": row " << i << " differs from itself alone";
+          }
+        }
+      }
+    }
+  }
+}
+
+// Packing is a permutation: every row read back from the panels is the row as stored.
+TEST(Matmul, PanelsHoldEveryRowAsStored) {
+  std::mt19937 rng(19);
+  for (auto [n, k] : {std::pair{1, 1}, {70, 13}, {64, 32}, {3, 200}}) {
+    const auto w = random_matrix<float>(n, k, rng);
+    const StoredWeights s = store(w);
+    for (const WeightMatrix* stored : {&s.f32, &s.as_bf16, &s.as_f16, &s.as_i8}) {
+      const WeightMatrix packed = pack_panels(*stored, 2);
+      ASSERT_TRUE(packed.panels);
+      EXPECT_EQ(packed.bytes(), packed.panel_count() * panel_cols * static_cast<std::size_t>(k) * stored->element_bytes());
+      std::vector<float> want(static_cast<std::size_t>(k)), got(want.size());
+      for (int r = 0; r < n; ++r) {
+        weight_row(*stored, static_cast<std::size_t>(r), want.data());
+        weight_row(packed, static_cast<std::size_t>(r), got.data());
+        ASSERT_EQ(want, got) << weight_type_name(stored->type) << " " << n << "x" << k << " row " << r;
+      }
+    }
+  }
 }
 
 TEST(Matmul, Int8QuantizationIsSymmetricPerRow) {

@@ -319,14 +319,28 @@ template <class Scalar>
 class WeightReader {
  public:
   WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, WeightFormat format)
-      : checkpoint_(std::move(checkpoint)), format_(format) {}
+      : checkpoint_(std::move(checkpoint)), format_(format), threads_(resolve_thread_count(0, "threads")) {}
 
+  // A projection's weights in the matmul kernel's panels (ops::pack_panels), in the stored element
+  // type (or int8 with WeightFormat::Int8). The panels replace the file's pages: those of the
+  // tensor leave the process's memory as they are packed.
   ops::WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
                            std::optional<WeightFormat> format = std::nullopt) const {
+    const ops::WeightMatrix w = row_major(name, rows, cols, format);
+    const bool mapped = w.keep == checkpoint_;
+    return ops::pack_panels(w, threads_, [&](std::size_t rows_done) {
+      if (mapped) release_mapped_pages(w.data, rows_done * w.cols * w.element_bytes());
+    });
+  }
+
+  // The same, row-major, read in place from the mapped file where the type allows (an embedding
+  // table that is only looked up).
+  ops::WeightMatrix row_major(const std::string& name, std::int64_t rows, std::int64_t cols,
+                              std::optional<WeightFormat> format = std::nullopt) const {
     const TensorInfo& t = checked(name, {rows, cols});
     const auto bytes = checkpoint_->file_of(name).bytes(name);
     ops::WeightMatrix w{ops::WeightType::F32, bytes.data(), static_cast<std::size_t>(rows),
-                        static_cast<std::size_t>(cols), nullptr, checkpoint_};
+                        static_cast<std::size_t>(cols), nullptr, false, checkpoint_};
     switch (t.dtype) {
       case DType::F32: w.type = ops::WeightType::F32; break;
       case DType::BF16: w.type = ops::WeightType::BF16; break;
@@ -404,6 +418,7 @@ class WeightReader {
 
   std::shared_ptr<const SafetensorsCheckpoint> checkpoint_;
   WeightFormat format_;
+  int threads_;  // for packing: every core
 };
 
 }  // namespace detail
@@ -417,7 +432,12 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
                                           options.weights);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
   model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
-  model.embed_tokens_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored);
+  // The embedding table is looked up a row at a time, so it stays as stored, in place; tied to the
+  // output head (and not quantized for it), it is packed for the head and looked up in its panels.
+  const bool head_is_embedding = c.tie_word_embeddings && options.weights != WeightFormat::Int8;
+  model.embed_tokens_ = head_is_embedding
+                            ? read.matrix("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored)
+                            : read.row_major("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored);
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     Layer w;

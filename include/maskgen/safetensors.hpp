@@ -179,6 +179,18 @@ class MappedFile {
   std::size_t size_ = 0;
 };
 
+// Tells the kernel that this process no longer needs the pages wholly inside [p, p + bytes) of a
+// read-only private file mapping: they leave its resident memory (the page cache keeps the file),
+// and reading them again faults them back in from the file. For a mapping whose contents have been
+// copied elsewhere (packed weights), so that the copy replaces the pages instead of sitting beside
+// them.
+inline void release_mapped_pages(const std::byte* p, std::size_t bytes) noexcept {
+  static const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(p) + bytes) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 // ---- Header parsing --------------------------------------------------------------------------
 
 // Headers above this are refused as corrupt before parsing (the safetensors crate's own limit).

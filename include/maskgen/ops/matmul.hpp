@@ -1,12 +1,20 @@
 #pragma once
-// Y = X · Wᵀ, the projection of every layer: X [m, k] activations, W [n, k] weights (row-major, as
-// stored in checkpoints, in their stored element type: see weights.hpp), Y [m, n].
+// Y = X · Wᵀ, the projection of every layer: X [m, k] activations, W [n, k] weights (in their stored
+// element type, see weights.hpp), Y [m, n].
 //
-// Batch invariance by construction: every element Y[i, j] is the dot product of X row i and W row
-// j, accumulated in one fixed order (k in steps of one SIMD vector into one vector accumulator,
-// then the lanes summed in a fixed order, then the k % lanes tail). That order does not depend on
-// m, on which other rows are in X, on how the work is tiled or on how many threads run: threads
-// split the output columns (rows of W), never k.
+// The kernel is an outer product over packed panels (the form of BLIS and of every fast GEMM): a
+// register tile of M rows of X by one or more panels of W's rows (each panel_cols output columns)
+// is held in accumulators while k streams by, each step multiplying one element of each of the M
+// rows (broadcast) by one widened panel row of W.
+//
+// Batch invariance by construction: every element Y[i, j] is one chain of fused multiply-adds over
+// k, in order, starting from zero:  y = fma(x[k-1], w[k-1], ... fma(x[1], w[1], fma(x[0], w[0], 0))),
+// then (int8 only) times the row's scale. Nothing about that chain depends on m, on the other rows,
+// on the tile a row falls in, on the blocking of k (a block's partial sums are stored and reloaded
+// exactly), or on the thread count (threads split the output columns, never k). A decode step of
+// one row runs the same chain as a row of a 2048-token prefill, so its bits are the same.
+// (Where the target has no fused multiply-add, each step is a rounded product and a sum instead;
+// the order is the same.)
 
 #include <algorithm>
 #include <cstddef>
@@ -22,132 +30,275 @@
 #include "simd.hpp"
 #include "weights.hpp"
 
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 namespace maskgen::ops {
 
 namespace detail {
 
-// Rows of X per tile: R x 4 accumulators must fit the vector registers (32 with AVX-512, else 16).
-inline constexpr int row_tile = simd_bytes == 64 ? 4 : 2;
+// ---- The arithmetic every element's chain is made of ----------------------------------------
 
-// R rows of X times C rows of W: R*C dot products of length k, each accumulated exactly as a
-// lone dot product would be: vector lanes over k, the lanes' fixed tree sum, then the k % lanes
-// tail, then (int8 only) the row's scale.  x: [R, ldx], w: [C, ldw] elements of Codec,
-// y: [R, ldy] (C columns written). If `next_w` is set, the C rows there (the next tile's weights)
-// are prefetched into cache a line at a time as this tile runs, so streaming weights from memory
-// overlaps the arithmetic. (Into every cache level: a non-temporal prefetch measured 2x slower.)
-template <class Scalar, class Codec, int R, int C>
-inline void dot_tile(const Scalar* x, std::size_t ldx, const typename Codec::storage* w, std::size_t ldw,
-                     std::size_t k, Scalar* y, std::size_t ldy, const float* scales,
-                     const typename Codec::storage* next_w = nullptr) {
-  using S = Simd<Scalar>;
-  using storage = typename Codec::storage;
-  typename S::type acc[R][C] = {};
-  const std::size_t k_vec = k - k % S::lanes;
-  for (std::size_t t = 0; t < k_vec; t += S::lanes) {
-    if (next_w && t * sizeof(storage) % 64 == 0) {
-      for (int c = 0; c < C; ++c) __builtin_prefetch(next_w + c * ldw + t, 0, 3);
-    }
-    typename S::type wv[C];
-    for (int c = 0; c < C; ++c) load_widened<Scalar, Codec>(wv[c], w + c * ldw + t);
-    for (int r = 0; r < R; ++r) {
-      typename S::type xv;
-      S::load(xv, x + r * ldx + t);
-      for (int c = 0; c < C; ++c) acc[r][c] += xv * wv[c];
+// acc = a * b + acc for SIMD vectors, as one fused multiply-add where the target has one. Written
+// with intrinsics so that the compiler cannot decide otherwise in one instantiation and not
+// another. (Vectors by reference: passing 32-byte vectors by value changes the ABI without AVX.)
+template <class V>
+inline void madd(V& acc, const V& a, const V& b) {
+  using T [[maybe_unused]] = std::remove_cvref_t<decltype(a[0])>;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (std::is_same_v<T, float>) acc = _mm512_fmadd_ps(a, b, acc);
+    else acc = _mm512_fmadd_pd(a, b, acc);
+    return;
+  }
+#endif
+#if defined(__FMA__)
+  if constexpr (sizeof(V) == 32) {
+    if constexpr (std::is_same_v<T, float>) acc = _mm256_fmadd_ps(a, b, acc);
+    else acc = _mm256_fmadd_pd(a, b, acc);
+    return;
+  }
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__FMA__)
+  acc = acc + a * b;  // no fused multiply-add instruction exists on this target to contract into
+#else
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) acc[i] = __builtin_fma(a[i], b[i], acc[i]);  // fused, lane by lane
+#endif
+}
+
+// out = a vector with every lane x.
+template <class V, class T>
+inline void splat(V& out, T x) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (std::is_same_v<T, float>) out = _mm512_set1_ps(x);
+    else out = _mm512_set1_pd(x);
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(V) == 32) {
+    if constexpr (std::is_same_v<T, float>) out = _mm256_set1_ps(x);
+    else out = _mm256_set1_pd(x);
+    return;
+  }
+#endif
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) out[i] = x;  // lane by lane elsewhere
+}
+
+// ---- Tile shapes -----------------------------------------------------------------------------
+
+// The register tile: at most max_rows rows of X, and panels(M) panels of W for a tile of M rows,
+// so that M * panels * (panel_cols / lanes) accumulators fit the vector registers (32 with
+// AVX-512, 16 with AVX2) with the widened panel rows beside them, and at least 8 independent
+// chains are in flight where rows are few (two FMA units, 4 cycles each). Only speed depends on
+// these: every shape computes every element's same chain.
+template <class Scalar>
+struct TileShape {
+  static constexpr bool wide = simd_bytes == 64;
+#if defined(__AVX__)
+  static constexpr bool avx = true;
+#else
+  static constexpr bool avx = false;
+#endif
+  static constexpr int vectors = static_cast<int>(panel_cols / Simd<Scalar>::lanes);  // per panel row
+  static constexpr int max_rows = std::is_same_v<Scalar, float> ? (wide ? 14 : avx ? 6 : 3) : (wide ? 6 : avx ? 3 : 1);
+  static constexpr int panels(int rows) {
+    if constexpr (std::is_same_v<Scalar, float>) {
+      if (rows == 1) return avx || wide ? 4 : 2;
+      return rows <= (wide ? 7 : avx ? 3 : 1) ? 2 : 1;
+    } else {
+      return rows == 1 && (avx || wide) ? 2 : 1;
     }
   }
-  for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < C; ++c) {
-      Scalar s = sum_lanes<Scalar>(acc[r][c]);
-      for (std::size_t t = k_vec; t < k; ++t) {
-        s += rounded_product(x[r * ldx + t], static_cast<Scalar>(Codec::scalar(w[c * ldw + t])));
+};
+
+// Panels of W a tile visits before the next tile of rows takes them (the lcm of every panels(M)).
+inline constexpr std::size_t panel_group = 4;
+
+// ---- Widening one panel row -----------------------------------------------------------------
+
+// Row t of a panel (panel_cols stored elements at p) as `TileShape::vectors` vectors of Scalar.
+template <class Scalar, class Codec>
+inline void widen_panel_row(const typename Codec::storage* p, typename Simd<Scalar>::type* out) {
+  using S = Simd<Scalar>;
+  constexpr std::size_t vectors = panel_cols / S::lanes;
+  if constexpr (std::is_same_v<Codec, Bf16>) {
+    // Each 32-bit word holds column i (low half) and column i + panel_cols / 2 (high half): the
+    // low float vector is the words shifted up, the high one the words with the low half cleared.
+    using Words = typename Vector<std::uint32_t, Simd<float>::lanes>::type;
+    using Floats = typename Simd<float>::type;
+    Words words;
+    std::memcpy(&words, p, sizeof words);
+    const Words low = words << 16, high = words & 0xFFFF0000u;
+    if constexpr (std::is_same_v<Scalar, float>) {
+      std::memcpy(&out[0], &low, sizeof low);
+      std::memcpy(&out[1], &high, sizeof high);
+    } else {
+      Floats halves[2];
+      std::memcpy(&halves[0], &low, sizeof low);
+      std::memcpy(&halves[1], &high, sizeof high);
+      using Wide = typename Vector<Scalar, Simd<float>::lanes>::type;  // two vectors of Scalar
+      for (int h = 0; h < 2; ++h) {
+        const Wide wide = __builtin_convertvector(halves[h], Wide);
+        std::memcpy(&out[2 * h], &wide, sizeof wide);
       }
-      if (scales) s = rounded_product(s, static_cast<Scalar>(scales[c]));
-      y[r * ldy + c] = s;
     }
+  } else {
+    for (std::size_t v = 0; v < vectors; ++v) load_widened<Scalar, Codec>(out[v], p + v * S::lanes);
   }
 }
 
-// `rows` rows of k stored elements at w, widened into out [rows, k].
-template <class Scalar, class Codec>
-void widen_rows(const typename Codec::storage* w, std::size_t rows, std::size_t k, Scalar* out) {
+// ---- The micro-kernel ------------------------------------------------------------------------
+
+// C[M, NP * panel_cols] (+)= X_tile · W_panelsᵀ over kc steps of k.
+//   xp: [kc, M] the tile's rows of X, k-major (one element of each row per step);
+//   w: the first panel's row at this k, the next panels panel_stride elements apart;
+//   c: [M, ldc]; accumulate: continue the chains stored in c (a later block of k) or start at 0;
+//   scales: multiply the finished chains by these (int8, the last block of k), or null.
+template <class Scalar, class Codec, int M, int NP>
+inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
+                       Scalar* c, std::size_t ldc, bool accumulate, const float* scales) {
   using S = Simd<Scalar>;
-  const std::size_t k_vec = k - k % S::lanes;
-  for (std::size_t r = 0; r < rows; ++r) {
-    const auto* row = w + r * k;
-    Scalar* dst = out + r * k;
-    for (std::size_t t = 0; t < k_vec; t += S::lanes) {
-      typename S::type v;
-      load_widened<Scalar, Codec>(v, row + t);
-      std::memcpy(dst + t, &v, sizeof v);
-    }
-    for (std::size_t t = k_vec; t < k; ++t) dst[t] = static_cast<Scalar>(Codec::scalar(row[t]));
-  }
-}
-
-// Columns [j0, j1) of Y for R rows of X (R at most one row tile: decode, bound by reading W):
-// tiles of 4 rows of W (four dot products in flight hide the latency of each one's additions),
-// each prefetching the next 4 rows of W.
-template <class Scalar, class Codec, int R>
-void decode_columns(const Scalar* x, std::size_t k, const typename Codec::storage* w, const float* scales,
-                    std::size_t j0, std::size_t j1, Scalar* y, std::size_t n) {
-  auto row_scales = [&](std::size_t j) { return scales ? scales + j : nullptr; };
-  std::size_t j = j0;
-  for (; j + 4 <= j1; j += 4) {
-    dot_tile<Scalar, Codec, R, 4>(x, k, w + j * k, k, k, y + j, n, row_scales(j), j + 8 <= j1 ? w + (j + 4) * k : nullptr);
-  }
-  for (; j < j1; ++j) dot_tile<Scalar, Codec, R, 1>(x, k, w + j * k, k, k, y + j, n, row_scales(j));
-}
-
-// The cache lines of [p, p + bytes), prefetched into every cache level.
-inline void prefetch_lines(const void* p, std::size_t bytes) {
-  for (std::size_t b = 0; b < bytes; b += 64) __builtin_prefetch(static_cast<const char*>(p) + b, 0, 3);
-}
-
-// Columns [j0, j1) of Y for all m rows.
-template <class Scalar, class Codec>
-void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const typename Codec::storage* w,
-                    const float* scales, std::size_t j0, std::size_t j1, Scalar* y, std::size_t n) {
-  if (m <= static_cast<std::size_t>(row_tile)) {
-    switch (m) {
-      case 1: return decode_columns<Scalar, Codec, 1>(x, k, w, scales, j0, j1, y, n);
-      case 2: return decode_columns<Scalar, Codec, 2>(x, k, w, scales, j0, j1, y, n);
-      case 3: return decode_columns<Scalar, Codec, 3>(x, k, w, scales, j0, j1, y, n);
-      default: return decode_columns<Scalar, Codec, row_tile>(x, k, w, scales, j0, j1, y, n);
-    }
-  }
-  constexpr std::size_t row_block = 64;  // rows of X kept hot in cache while W streams by
-  auto row_scales = [&](std::size_t j) { return scales ? scales + j : nullptr; };
-  // Stored weights that are not Scalar are widened once per 4 rows of W and row block into this
-  // panel, then used by every row tile of X, instead of being widened again for each tile (the
-  // widening is exact, so the panel holds the very values the tiles would have widened).
-  constexpr bool widen_panel = !std::is_same_v<Codec, Plain<Scalar>>;
-  std::vector<Scalar> panel(widen_panel ? 4 * k : 0);
-  for (std::size_t i0 = 0; i0 < m; i0 += row_block) {
-    const std::size_t i1 = std::min(m, i0 + row_block);
-    std::size_t j = j0;
-    for (; j + 4 <= j1; j += 4) {
-      std::size_t i = i0;
-      const auto* next_w = j + 8 <= j1 ? w + (j + 4) * k : nullptr;
-      if constexpr (widen_panel) {
-        if (next_w) prefetch_lines(next_w, 4 * k * sizeof(*w));
-        widen_rows<Scalar, Codec>(w + j * k, 4, k, panel.data());
-        for (; i + row_tile <= i1; i += row_tile) {
-          dot_tile<Scalar, Plain<Scalar>, row_tile, 4>(x + i * k, k, panel.data(), k, k, y + i * n + j, n,
-                                                       row_scales(j));
-        }
+  using V = typename S::type;
+  constexpr int NV = TileShape<Scalar>::vectors;
+  constexpr int A = NP * NV;  // accumulators per row
+  V acc[M][A];
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 16
+    for (int a = 0; a < A; ++a) {
+      if (accumulate) {
+        S::load(acc[r][a], c + r * ldc + a * S::lanes);
       } else {
-        for (; i + row_tile <= i1; i += row_tile) {
-          dot_tile<Scalar, Codec, row_tile, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j),
-                                               i == i0 ? next_w : nullptr);
-        }
-      }
-      for (; i < i1; ++i) {
-        dot_tile<Scalar, Codec, 1, 4>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j));
+        acc[r][a] = V{};
       }
     }
-    for (; j < j1; ++j) {
-      for (std::size_t i = i0; i < i1; ++i) {
-        dot_tile<Scalar, Codec, 1, 1>(x + i * k, k, w + j * k, k, k, y + i * n + j, n, row_scales(j));
+  }
+  for (std::size_t t = 0; t < kc; ++t) {
+    V wv[A];
+#pragma GCC unroll 8
+    for (int q = 0; q < NP; ++q) widen_panel_row<Scalar, Codec>(w + q * panel_stride + t * panel_cols, wv + q * NV);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+      V xb;
+      splat(xb, xp[t * M + r]);
+#pragma GCC unroll 16
+      for (int a = 0; a < A; ++a) madd(acc[r][a], xb, wv[a]);
+    }
+  }
+  if (scales) {
+    V sv[A];
+#pragma GCC unroll 16
+    for (int a = 0; a < A; ++a) load_widened<Scalar, Plain<float>>(sv[a], scales + a * S::lanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 16
+      for (int a = 0; a < A; ++a) acc[r][a] = acc[r][a] * sv[a];
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < M; ++r) {
+#pragma GCC unroll 16
+    for (int a = 0; a < A; ++a) std::memcpy(c + r * ldc + a * S::lanes, &acc[r][a], sizeof(V));
+  }
+}
+
+// A tile of M rows over `count` consecutive panels, TileShape::panels(M) at a time.
+template <class Scalar, class Codec, int M>
+inline void tile_panels(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
+                        std::size_t count, Scalar* c, std::size_t ldc, bool accumulate, const float* scales) {
+  constexpr auto NP = static_cast<std::size_t>(TileShape<Scalar>::panels(M));
+  std::size_t q = 0;
+  for (; q + NP <= count; q += NP) {
+    panel_tile<Scalar, Codec, M, static_cast<int>(NP)>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols,
+                                                       ldc, accumulate, scales ? scales + q * panel_cols : nullptr);
+  }
+  for (; q < count; ++q) {
+    panel_tile<Scalar, Codec, M, 1>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols, ldc, accumulate,
+                                    scales ? scales + q * panel_cols : nullptr);
+  }
+}
+
+// The same for a tile size known only at run time (1 <= rows <= max_rows).
+template <class Scalar, class Codec, int M = 1>
+inline void tile_panels_dispatch(int rows, const Scalar* xp, std::size_t kc, const typename Codec::storage* w,
+                                 std::size_t panel_stride, std::size_t count, Scalar* c, std::size_t ldc,
+                                 bool accumulate, const float* scales) {
+  if constexpr (M <= TileShape<Scalar>::max_rows) {
+    if (rows == M) return tile_panels<Scalar, Codec, M>(xp, kc, w, panel_stride, count, c, ldc, accumulate, scales);
+    tile_panels_dispatch<Scalar, Codec, M + 1>(rows, xp, kc, w, panel_stride, count, c, ldc, accumulate, scales);
+  }
+}
+
+// ---- Blocking ------------------------------------------------------------------------------
+
+// Where several tiles of rows share panels, k is cut into blocks so that the panels of one block
+// (kc rows of panel_cols stored elements, times the panels a tile takes at once) stay in L1 while
+// every tile of a block of rows runs over them; the tiles' rows of X for that block of k
+// (rows x kc) stay in L2.
+#ifndef KB
+#define KB 16384
+#endif
+inline constexpr std::size_t l1_panel_bytes = KB;
+#ifndef RB
+#define RB 96
+#endif
+inline constexpr std::size_t row_block = RB;
+#ifndef L2B
+#define L2B 196608
+#endif
+inline constexpr std::size_t l2_rows_bytes = L2B;
+
+// Panels [p0, p1) of W for all m rows: y[i, p * panel_cols ...] for every row i.
+//   x: [m, k]; w: the packed panels; y: [m, ldy] with room for whole panels.
+template <class Scalar, class Codec>
+void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename Codec::storage* w,
+                   const float* scales, std::size_t p0, std::size_t p1, Scalar* y, std::size_t ldy) {
+  using Shape = TileShape<Scalar>;
+  constexpr auto max_rows = static_cast<std::size_t>(Shape::max_rows);
+  const std::size_t panel_stride = k * panel_cols;
+  // Tiles of balanced sizes (16 rows: 6 + 5 + 5 with AVX2, not 6 + 6 + 4): tile i starts at first(i).
+  const std::size_t tiles = (m + max_rows - 1) / max_rows, base = m / tiles, extra = m % tiles;
+  auto first = [&](std::size_t i) { return i * base + std::min(i, extra); };
+  // Panels a tile takes at once: the most any tile size here takes (1, 2 or 4 divide each other).
+  const auto group = static_cast<std::size_t>(
+      std::max(Shape::panels(static_cast<int>(base)), Shape::panels(static_cast<int>(base + (extra > 0)))));
+  const std::size_t tiles_per_block = std::max<std::size_t>(1, row_block / max_rows);
+  const std::size_t kc_shared =
+      std::max<std::size_t>(16, l1_panel_bytes / (panel_cols * sizeof(typename Codec::storage) * group));
+  thread_local std::vector<Scalar> packed;  // the block's tiles of X for one block of k
+  for (std::size_t b0 = 0; b0 < tiles; b0 += tiles_per_block) {
+    const std::size_t b1 = std::min(tiles, b0 + tiles_per_block);
+    const std::size_t row0 = first(b0), rows = first(b1) - row0;
+    // One tile: nothing to share. A few rows whose whole k fits in L2: the panels stream once,
+    // in order, and each is read again from L2 by the block's next tiles.
+    const std::size_t kc = b1 - b0 == 1 || rows * k * sizeof(Scalar) <= l2_rows_bytes ? k : std::min(k, kc_shared);
+    if (rows > 1) packed.resize(rows * kc);
+    for (std::size_t k0 = 0; k0 < k; k0 += kc) {
+      const std::size_t kn = std::min(kc, k - k0);
+      const bool last = k0 + kn == k;
+      // Pack: tile i's rows as [kn, M_i] at packed + (first(i) - row0) * kn. A one-row tile reads x.
+      if (rows > 1) {
+        for (std::size_t i = b0; i < b1; ++i) {
+          const std::size_t r0 = first(i), mi = first(i + 1) - r0;
+          Scalar* dst = packed.data() + (r0 - row0) * kn;
+          for (std::size_t r = 0; r < mi; ++r) {
+            const Scalar* src = x + (r0 + r) * k + k0;
+            for (std::size_t t = 0; t < kn; ++t) dst[t * mi + r] = src[t];
+          }
+        }
+      }
+      for (std::size_t p = p0; p < p1; p += group) {
+        const std::size_t count = std::min(group, p1 - p);
+        for (std::size_t i = b0; i < b1; ++i) {
+          const std::size_t r0 = first(i), mi = first(i + 1) - r0;
+          const Scalar* xp = rows > 1 ? packed.data() + (r0 - row0) * kn : x + r0 * k + k0;
+          tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, w + p * panel_stride + k0 * panel_cols,
+                                              panel_stride, count, y + r0 * ldy + p * panel_cols, ldy, k0 > 0,
+                                              last && scales ? scales + p * panel_cols : nullptr);
+        }
       }
     }
   }
@@ -155,22 +306,33 @@ void matmul_columns(const Scalar* x, std::size_t m, std::size_t k, const typenam
 
 }  // namespace detail
 
-// y = x · wᵀ.  x: [m, k], w: [n, k] in its stored type, y: resized to [m, n]. Threads split the n
-// output columns in blocks of 16; the result is bitwise the same for any thread count and any m.
+// y = x · wᵀ.  x: [m, k], w: [n, k] in its stored type, y: resized to [m, n]. Threads split the
+// output columns in groups of panels; the result is bitwise the same for any thread count and any
+// m. Weights not yet in the kernel's panels (pack_panels) are packed for this call.
 template <class Scalar>
 void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Scalar>& y, int threads) {
   eigen_assert(static_cast<std::size_t>(x.cols()) == w.cols);
+  if (!w.panels) return matmul_transposed(x, pack_panels(w), y, threads);
   const auto m = static_cast<std::size_t>(x.rows()), k = static_cast<std::size_t>(x.cols()), n = w.rows;
   y.resize(x.rows(), static_cast<Eigen::Index>(n));
-  constexpr std::size_t column_block = 16;
-  const std::size_t blocks = (n + column_block - 1) / column_block;
+  if (m == 0 || n == 0) return;
+  if (k == 0) {
+    y.setZero();
+    return;
+  }
+  const std::size_t panels = w.panel_count(), padded = panels * panel_cols;
+  // Whole panels are written: into y itself when n fills them, else into a wider matrix first.
+  Matrix<Scalar> wide;
+  if (padded != n) wide.resize(x.rows(), static_cast<Eigen::Index>(padded));
+  Scalar* out = padded == n ? y.data() : wide.data();
+  const std::size_t groups = (panels + detail::panel_group - 1) / detail::panel_group;
   // Below this much work (about 5 µs) waking a second thread costs more than it saves.
   if (m * n * k < 262144) threads = 1;
   auto run = [&]<class Codec>(Codec) {
     const auto* data = reinterpret_cast<const typename Codec::storage*>(w.data);
-    maskgen::detail::parallel_for(blocks, threads, [&](std::size_t b0, std::size_t b1) {
-      detail::matmul_columns<Scalar, Codec>(x.data(), m, k, data, w.scales, b0 * column_block,
-                                            std::min(n, b1 * column_block), y.data(), n);
+    maskgen::detail::parallel_for(groups, threads, [&](std::size_t g0, std::size_t g1) {
+      detail::matmul_panels<Scalar, Codec>(x.data(), m, k, data, w.scales, g0 * detail::panel_group,
+                                           std::min(panels, g1 * detail::panel_group), out, padded);
     });
   };
   switch (w.type) {
@@ -186,6 +348,7 @@ void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Sc
     case WeightType::F16: run(detail::F16{}); break;
     case WeightType::I8: run(detail::I8{}); break;
   }
+  if (padded != n) y = wide.leftCols(static_cast<Eigen::Index>(n));
 }
 
 // y = x · wᵀ for a weight matrix held as Scalar.

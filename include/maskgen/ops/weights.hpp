@@ -10,11 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <new>
 #include <string_view>
 #include <type_traits>
 #include <vector>
 
+#include "../detail/parallel.hpp"
 #include "simd.hpp"
 
 #if defined(__AVX512F__) || defined(__AVX2__)
@@ -41,13 +44,19 @@ inline std::string_view weight_type_name(WeightType t) {
   return "?";
 }
 
-// A read-only [rows, cols] row-major weight matrix in `type`. `keep` owns the storage (the mapped
-// file or a buffer); copies share it.
+// Columns of one panel of the matmul kernel's weight layout (see pack_panels): two SIMD vectors of
+// float, so 32 with AVX-512 and 16 otherwise. Fixed for a build.
+inline constexpr std::size_t panel_cols = 2 * detail::Simd<float>::lanes;
+
+// A read-only [rows, cols] weight matrix in `type`: row-major, or in the matmul kernel's panels
+// (`panels`, see pack_panels). `keep` owns the storage (the mapped file or a buffer); copies share it.
 struct WeightMatrix {
   WeightType type = WeightType::F32;
-  const std::byte* data = nullptr;     // [rows, cols] elements of `type`
+  const std::byte* data = nullptr;     // [rows, cols] elements of `type`, row-major or in panels
   std::size_t rows = 0, cols = 0;
-  const float* scales = nullptr;       // I8 only: [rows], row r's values are q * scales[r]
+  const float* scales = nullptr;       // I8 only: [rows] (panels: padded with zeros to whole panels),
+                                       // row r's values are q * scales[r]
+  bool panels = false;                 // data is in the kernel's panel layout
   std::shared_ptr<const void> keep;    // keeps data (and scales) alive
 
   std::size_t element_bytes() const {
@@ -60,7 +69,10 @@ struct WeightMatrix {
     }
     return 0;
   }
-  std::size_t bytes() const { return rows * cols * element_bytes(); }
+  // Panels of the kernel's layout (the last one padded with zero rows).
+  std::size_t panel_count() const { return (rows + panel_cols - 1) / panel_cols; }
+  // Bytes of data: rows * cols elements, or whole panels.
+  std::size_t bytes() const { return (panels ? panel_count() * panel_cols : rows) * cols * element_bytes(); }
 };
 
 namespace detail {
@@ -183,14 +195,32 @@ inline void load_widened(typename Simd<Scalar>::type& out, const typename Codec:
 
 }  // namespace detail
 
+// Where element i (0 <= i < panel_cols) of a panel row sits in the kernel's layout. BF16 panels
+// interleave the two halves of the panel, so that each 32-bit word holds column i in its low half
+// and column i + panel_cols / 2 in its high half: the kernel widens a word vector into both float
+// vectors with one shift and one mask. Every other type keeps the columns in order.
+inline std::size_t panel_slot(WeightType type, std::size_t i) {
+  if (type != WeightType::BF16) return i;
+  constexpr std::size_t half = panel_cols / 2;
+  return i < half ? 2 * i : 2 * (i - half) + 1;
+}
+
+// Element (r, c) of `w`, as an index into its data (in elements).
+inline std::size_t element_index(const WeightMatrix& w, std::size_t r, std::size_t c) {
+  if (!w.panels) return r * w.cols + c;
+  return (r / panel_cols) * w.cols * panel_cols + c * panel_cols + panel_slot(w.type, r % panel_cols);
+}
+
 // Row r of `w` widened into out[0, cols).
 template <class Scalar>
 void weight_row(const WeightMatrix& w, std::size_t r, Scalar* out) {
-  const std::byte* p = w.data + r * w.cols * w.element_bytes();
+  const std::size_t first = element_index(w, r, 0);
+  const std::size_t stride = w.panels ? panel_cols : 1;  // elements between (r, c) and (r, c + 1)
   auto widen = [&]<class Codec>(Codec) {
     typename Codec::storage v;
+    const std::byte* p = w.data + first * sizeof v;
     for (std::size_t c = 0; c < w.cols; ++c) {
-      std::memcpy(&v, p + c * sizeof v, sizeof v);
+      std::memcpy(&v, p + c * stride * sizeof v, sizeof v);
       out[c] = static_cast<Scalar>(Codec::scalar(v));
     }
   };
@@ -206,12 +236,83 @@ void weight_row(const WeightMatrix& w, std::size_t r, Scalar* out) {
   }
 }
 
+// Memory for packed weights: 64-byte aligned (a cache line; every panel row starts on a vector).
+struct AlignedBytes {
+  explicit AlignedBytes(std::size_t n)
+      : size(n), data(static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t{64}))) {}
+  ~AlignedBytes() { ::operator delete(data, std::align_val_t{64}); }
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  std::size_t size;
+  std::byte* data;
+};
+
+// `w` in the matmul kernel's layout: an outer-product kernel streams k for a tile of output
+// columns, so the rows of W (the output columns) are grouped in panels of panel_cols rows, and each
+// panel is stored k-major: panel p holds rows [p * panel_cols, (p + 1) * panel_cols), as `cols`
+// groups of panel_cols elements (element c of every row of the panel side by side, at the slots of
+// panel_slot). Rows past the last are zero. The elements keep their stored type: the layout
+// is a permutation of the bytes, so the packed matrix costs what the stored one does (plus the
+// padding of the last panel). Int8 scales are copied and padded with zeros.
+//
+// Panels are packed in order, `threads` at a time; after every chunk of panels, `done(rows)` is
+// told how many leading rows of `w` have been read for the last time (so a caller can give back
+// the memory of the source as it goes).
+inline WeightMatrix pack_panels(const WeightMatrix& w, int threads = 1,
+                                const std::function<void(std::size_t)>& done = {}) {
+  if (w.panels) return w;
+  const std::size_t panels = w.panel_count(), esize = w.element_bytes(), k = w.cols;
+  const std::size_t panel_bytes = k * panel_cols * esize;
+  struct Storage {
+    explicit Storage(std::size_t bytes) : bytes(bytes) {}
+    AlignedBytes bytes;
+    std::vector<float> scales;
+  };
+  auto storage = std::make_shared<Storage>(panels * panel_bytes);
+  if (w.scales) {
+    storage->scales.assign(panels * panel_cols, 0.0f);
+    std::copy(w.scales, w.scales + w.rows, storage->scales.begin());
+  }
+  std::byte* out = storage->bytes.data;
+  std::size_t slot[panel_cols];
+  for (std::size_t i = 0; i < panel_cols; ++i) slot[i] = panel_slot(w.type, i) * esize;
+  // One panel: row by row (each a sequential read), each element to its place in every group.
+  auto pack_panel = [&](std::size_t p) {
+    std::byte* dst = out + p * panel_bytes;
+    const std::size_t rows = std::min(panel_cols, w.rows - p * panel_cols);
+    if (rows < panel_cols) std::memset(dst, 0, panel_bytes);
+    const std::size_t group = panel_cols * esize;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::byte* src = w.data + (p * panel_cols + i) * k * esize;
+      std::byte* d = dst + slot[i];
+      switch (esize) {  // fixed-size copies, so each compiles to one move
+        case 1: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + c, 1); break;
+        case 2: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 2 * c, 2); break;
+        case 4: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 4 * c, 4); break;
+        default: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 8 * c, 8); break;
+      }
+    }
+  };
+  // Chunks of about 8 MiB of source, so the source can be given back while packing goes on.
+  const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{8} << 20) / std::max<std::size_t>(panel_bytes, 1));
+  for (std::size_t p0 = 0; p0 < panels; p0 += chunk) {
+    const std::size_t p1 = std::min(panels, p0 + chunk);
+    maskgen::detail::parallel_for(p1 - p0, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t p = p0 + b; p < p0 + e; ++p) pack_panel(p);
+    });
+    if (done) done(std::min(w.rows, p1 * panel_cols));
+  }
+  WeightMatrix packed{w.type, out, w.rows, w.cols, w.scales ? storage->scales.data() : nullptr, true, nullptr};
+  packed.keep = std::move(storage);
+  return packed;
+}
+
 // A view of an existing row-major buffer of Scalar as a WeightMatrix (no ownership).
 template <class Scalar>
 WeightMatrix view_weights(const Scalar* data, std::size_t rows, std::size_t cols) {
   static_assert(std::is_same_v<Scalar, float> || std::is_same_v<Scalar, double>);
   return {std::is_same_v<Scalar, float> ? WeightType::F32 : WeightType::F64,
-          reinterpret_cast<const std::byte*>(data), rows, cols, nullptr, nullptr};
+          reinterpret_cast<const std::byte*>(data), rows, cols, nullptr, false, nullptr};
 }
 
 // Symmetric int8 quantization of a row-major [rows, cols] float matrix, one scale per row:
@@ -234,7 +335,8 @@ inline WeightMatrix quantize_int8(const float* w, std::size_t rows, std::size_t 
       s->q[r * cols + c] = scale == 0 ? 0 : static_cast<std::int8_t>(std::lround(row[c] / scale));
     }
   }
-  WeightMatrix m{WeightType::I8, reinterpret_cast<const std::byte*>(s->q.data()), rows, cols, s->scales.data(), nullptr};
+  WeightMatrix m{WeightType::I8, reinterpret_cast<const std::byte*>(s->q.data()), rows, cols, s->scales.data(), false,
+                 nullptr};
   m.keep = std::move(s);
   return m;
 }
