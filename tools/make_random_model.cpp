@@ -1,9 +1,10 @@
-// make_random_model --out DIR [--qwen3-0.6b] [--family llama|qwen3] [--dtype F32|BF16|F16]
+// make_random_model --out DIR [--qwen3-0.6b | --qwen3-1.7b | --tinyllama] [--family llama|qwen3] [--dtype F32|BF16|F16]
 //                   [--vocab N] [--hidden N] [--intermediate N] [--layers N] [--heads N]
 //                   [--kv-heads N] [--head-dim N] [--max-positions N] [--tied] [--seed N]
 // Writes a model folder with random weights (defaults: a Llama of the 110M shape, hidden 768, 12
-// layers, 12 heads, intermediate 2048, vocab 32000, float32). --qwen3-0.6b starts from Qwen3-0.6B's
-// shape (bfloat16, tied); the other flags change it.
+// layers, 12 heads, intermediate 2048, vocab 32000, float32). --qwen3-0.6b, --qwen3-1.7b and
+// --tinyllama start from those models' shapes (bfloat16; the Qwen3 ones tied); the other flags
+// change it.
 
 #include "random_model.hpp"
 
@@ -19,12 +20,14 @@ int main(int argc, char** argv) {
                       "  make_random_model --out /tmp/qwen3-shape --qwen3-0.6b --layers 4");
   const maskgen::tools::RandomModelShape llama;  // the defaults shown
   std::string out, family, dtype;
-  bool qwen3 = false, tied = false;
+  bool qwen3 = false, qwen3_17b = false, tinyllama = false, tied = false;
   std::optional<std::int64_t> vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, max_positions;
   std::optional<std::uint32_t> seed;
   const auto size = maskgen_cli::whole_number<std::int64_t>(1, std::int64_t{1} << 24);
   app.add_option("--out", out, "The folder to write")->type_name("DIR")->required();
-  app.add_flag("--qwen3-0.6b", qwen3, "Start from Qwen3-0.6B's shape (qwen3, BF16, tied)");
+  auto* q06 = app.add_flag("--qwen3-0.6b", qwen3, "Start from Qwen3-0.6B's shape (qwen3, BF16, tied)");
+  auto* q17 = app.add_flag("--qwen3-1.7b", qwen3_17b, "Start from Qwen3-1.7B's shape (qwen3, BF16, tied)")->excludes(q06);
+  app.add_flag("--tinyllama", tinyllama, "Start from TinyLlama-1.1B's shape (llama, GQA 32/4, BF16)")->excludes(q06)->excludes(q17);
   app.add_option("--family", family, "Architecture (default llama)")->type_name("NAME")->check(maskgen_cli::one_of({"llama", "qwen3"}));
   app.add_option("--dtype", dtype, "Element type of the weights (default F32)")->type_name("TYPE")->check(maskgen_cli::one_of({"F32", "BF16", "F16"}));
   app.add_option("--vocab", vocab, "vocab_size (default " + std::to_string(llama.vocab_size) + ")")->type_name("N")->check(size);
@@ -43,7 +46,10 @@ int main(int argc, char** argv) {
       ->type_name("N")->check(maskgen_cli::whole_number<std::uint32_t>(0));
 
   return maskgen_cli::run(app, argc, argv, [&] {
-    maskgen::tools::RandomModelShape shape = qwen3 ? maskgen::tools::qwen3_06b_shape() : llama;
+    maskgen::tools::RandomModelShape shape = qwen3       ? maskgen::tools::qwen3_06b_shape()
+                                             : qwen3_17b ? maskgen::tools::qwen3_17b_shape()
+                                             : tinyllama ? maskgen::tools::tinyllama_shape()
+                                                         : llama;
     if (!family.empty()) shape.model_type = family;
     if (dtype == "F32") shape.dtype = maskgen::DType::F32;
     if (dtype == "BF16") shape.dtype = maskgen::DType::BF16;

@@ -53,6 +53,28 @@ inline RandomModelShape qwen3_06b_shape() {
   return s;
 }
 
+// Qwen3-1.7B's shape: hidden 2048, 28 layers, 16 heads, 8 KV heads, head_dim 128, intermediate
+// 6144, vocab 151,936, tied, bfloat16.
+inline RandomModelShape qwen3_17b_shape() {
+  RandomModelShape s = qwen3_06b_shape();
+  s.hidden_size = 2048;
+  s.intermediate_size = 6144;
+  return s;
+}
+
+// TinyLlama-1.1B's shape: a Llama with hidden 2048, 22 layers, 32 heads, 4 KV heads (GQA 8:1),
+// intermediate 5632, vocab 32,000, untied, bfloat16 (TinyLlama's published dtype).
+inline RandomModelShape tinyllama_shape() {
+  RandomModelShape s;
+  s.dtype = DType::BF16;
+  s.hidden_size = 2048;
+  s.intermediate_size = 5632;
+  s.num_layers = 22;
+  s.num_heads = 32;
+  s.num_kv_heads = 4;
+  return s;
+}
+
 // `x` in `dtype`, rounded to nearest even (the 16-bit types), as little-endian bytes appended to `out`.
 inline void append_encoded(float x, DType dtype, std::vector<std::byte>& out) {
   auto put = [&](auto v) {
@@ -138,6 +160,13 @@ inline std::filesystem::path random_110m_folder(DType dtype = DType::F32) {
   const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("maskgen-bench-random-110M" + suffix);
   RandomModelShape shape;
   shape.dtype = dtype;
+  if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, shape);
+  return dir;
+}
+
+// A random model of `shape` named `name` in the temporary directory, written on first use.
+inline std::filesystem::path random_model_folder(const std::string& name, const RandomModelShape& shape) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / ("maskgen-bench-random-" + name);
   if (!std::filesystem::exists(dir / "model.safetensors")) write_random_model(dir, shape);
   return dir;
 }

@@ -163,7 +163,8 @@ class Model {
     const ops::RopeTable<Scalar> rope(positions, inverse_frequencies_);
 
     Matrix x = embed(batch.tokens);  // [tokens, hidden]
-    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, x, batch, spans, rope, cache, threads);
+    Activations a;
+    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, x, batch, spans, rope, cache, threads, a);
     for (std::size_t r = 0; r < batch.rows(); ++r) cache.commit(batch.cache_rows[r], batch.row_length(r));
 
     if (options.logits == LogitsFor::Last) {
@@ -188,54 +189,61 @@ class Model {
     ops::WeightMatrix down_proj;           // [hidden, intermediate]
   };
 
+  // The intermediate tensors of one forward pass, reused by every layer: a prefill's are large,
+  // and memory allocated anew for each layer would be mapped and zeroed again each time.
+  struct Activations {
+    Matrix h;             // [tokens, hidden] a block's normed input
+    Matrix q, k, v;       // [tokens, heads * head_dim], [tokens, kv_heads * head_dim] twice
+    Matrix attended;      // [tokens, heads * head_dim]
+    Matrix gate, up;      // [tokens, intermediate]
+    Matrix out;           // [tokens, hidden] a block's output
+  };
+
   // One decoder layer, as the architecture reads.  x: [tokens, hidden], updated in place.
   void decoder_layer(std::size_t l, Matrix& x, const PackedBatch& batch, std::span<const QuerySpan> spans,
-                     const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads) const {
+                     const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads, Activations& a) const {
     const Layer& w = layers_[l];
-    Matrix h(x.rows(), x.cols());                                   // [tokens, hidden]
-    ops::rms_norm(x, w.input_norm, config_.rms_norm_eps, h);
-    x += self_attention(l, h, batch, spans, rope, cache, threads);  // residual
-    ops::rms_norm(x, w.post_attention_norm, config_.rms_norm_eps, h);
-    x += mlp(w, h, threads);                                        // residual
+    ops::rms_norm(x, w.input_norm, config_.rms_norm_eps, a.h, threads);
+    x += self_attention(l, a.h, batch, spans, rope, cache, threads, a);  // residual
+    ops::rms_norm(x, w.post_attention_norm, config_.rms_norm_eps, a.h, threads);
+    x += mlp(w, a.h, threads, a);                                        // residual
   }
 
-  // h: [tokens, hidden] -> [tokens, hidden]
-  Matrix self_attention(std::size_t l, const Matrix& h, const PackedBatch& batch, std::span<const QuerySpan> spans,
-                        const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads) const {
+  // h: [tokens, hidden] -> a.out [tokens, hidden]
+  const Matrix& self_attention(std::size_t l, const Matrix& h, const PackedBatch& batch, std::span<const QuerySpan> spans,
+                               const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads,
+                               Activations& a) const {
     const Layer& w = layers_[l];
     const auto head_dim = config_.head_dim;
-    Matrix q, k, v;
+    Matrix &q = a.q, &k = a.k, &v = a.v;
     project(h, w.q_proj, w.q_bias, q, threads);  // [tokens, heads * head_dim]
     project(h, w.k_proj, w.k_bias, k, threads);  // [tokens, kv_heads * head_dim]
     project(h, w.v_proj, w.v_bias, v, threads);  // [tokens, kv_heads * head_dim]
     if (config_.qk_norm) {  // per head, before RoPE
-      norm_heads(q, w.q_norm);
-      norm_heads(k, w.k_norm);
+      norm_heads(q, w.q_norm, threads);
+      norm_heads(k, w.k_norm, threads);
     }
-    ops::apply_rope(q, rope, head_dim);
-    ops::apply_rope(k, rope, head_dim);
+    ops::apply_rope(q, rope, head_dim, threads);
+    ops::apply_rope(k, rope, head_dim, threads);
     for (std::size_t r = 0; r < batch.rows(); ++r) {
       const auto first = static_cast<Eigen::Index>(batch.row_offsets[r]);
       cache.append(l, batch.cache_rows[r], k.row(first).data(), v.row(first).data(), batch.row_length(r));
     }
-    Matrix attended;  // [tokens, heads * head_dim]
     const auto window = config_.layer_window(l);  // Mistral, or Qwen layers that slide
     ops::attend(q, spans, cache, l, static_cast<std::size_t>(config_.num_heads),
-                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), attended, threads,
+                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), a.attended, threads,
                 window ? std::optional<std::size_t>(static_cast<std::size_t>(*window)) : std::nullopt);
-    Matrix out;
-    project(attended, w.o_proj, w.o_bias, out, threads);  // [tokens, hidden]
-    return out;
+    project(a.attended, w.o_proj, w.o_bias, a.out, threads);  // [tokens, hidden]
+    return a.out;
   }
 
-  // The SwiGLU MLP.  h: [tokens, hidden] -> [tokens, hidden]
-  Matrix mlp(const Layer& w, const Matrix& h, int threads) const {
-    Matrix gate, up, down;
-    ops::matmul_transposed(h, w.gate_proj, gate, threads);  // [tokens, intermediate]
-    ops::matmul_transposed(h, w.up_proj, up, threads);      // [tokens, intermediate]
-    ops::swiglu(gate, up);
-    ops::matmul_transposed(gate, w.down_proj, down, threads);  // [tokens, hidden]
-    return down;
+  // The SwiGLU MLP.  h: [tokens, hidden] -> a.out [tokens, hidden]
+  const Matrix& mlp(const Layer& w, const Matrix& h, int threads, Activations& a) const {
+    ops::matmul_transposed(h, w.gate_proj, a.gate, threads);  // [tokens, intermediate]
+    ops::matmul_transposed(h, w.up_proj, a.up, threads);      // [tokens, intermediate]
+    ops::swiglu(a.gate, a.up, threads);
+    ops::matmul_transposed(a.gate, w.down_proj, a.out, threads);  // [tokens, hidden]
+    return a.out;
   }
 
   // y = x · Wᵀ + bias.
@@ -245,9 +253,9 @@ class Model {
   }
 
   // RMSNorm of every head of every token.  x: [tokens, heads * head_dim]
-  void norm_heads(Matrix& x, const Vector& weight) const {
+  void norm_heads(Matrix& x, const Vector& weight, int threads) const {
     Eigen::Map<Matrix> heads(x.data(), x.rows() * (x.cols() / config_.head_dim), config_.head_dim);
-    ops::rms_norm(heads, weight, config_.rms_norm_eps, heads);
+    ops::rms_norm(heads, weight, config_.rms_norm_eps, heads, threads);
   }
 
   // tokens -> [tokens, hidden]
@@ -262,7 +270,7 @@ class Model {
   // Final norm and output head.  x: [n, hidden] -> [n, vocab]
   Matrix logits(const Matrix& x, int threads) const {
     Matrix h(x.rows(), x.cols());
-    ops::rms_norm(x, final_norm_, config_.rms_norm_eps, h);
+    ops::rms_norm(x, final_norm_, config_.rms_norm_eps, h, threads);
     Matrix out;
     ops::matmul_transposed(h, lm_head_ ? *lm_head_ : embed_tokens_, out, threads);
     return out;

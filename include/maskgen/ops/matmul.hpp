@@ -156,10 +156,14 @@ inline void widen_panel_row(const typename Codec::storage* p, typename Simd<Scal
 //   xp: [kc, M] the tile's rows of X, k-major (one element of each row per step);
 //   w: the first panel's row at this k, the next panels panel_stride elements apart;
 //   c: [M, ldc]; accumulate: continue the chains stored in c (a later block of k) or start at 0;
-//   scales: multiply the finished chains by these (int8, the last block of k), or null.
+//   scales: multiply the finished chains by these (int8, the last block of k), or null;
+//   ahead: if set, panels laid out as w's (same strides and count) that are prefetched into L2
+//   at the pace w is read (the next panels the first tile of a block will read from memory).
 template <class Scalar, class Codec, int M, int NP>
 inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
-                       Scalar* c, std::size_t ldc, bool accumulate, const float* scales) {
+                       Scalar* c, std::size_t ldc, bool accumulate, const float* scales,
+                       const typename Codec::storage* ahead) {
+  constexpr std::size_t step_bytes = panel_cols * sizeof(typename Codec::storage);  // one panel row
   using S = Simd<Scalar>;
   using V = typename S::type;
   constexpr int NV = TileShape<Scalar>::vectors;
@@ -177,6 +181,13 @@ inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::s
     }
   }
   for (std::size_t t = 0; t < kc; ++t) {
+    if (ahead && (t * step_bytes) % 64 == 0) {
+#pragma GCC unroll 8
+      for (int q = 0; q < NP; ++q) {
+        for (std::size_t b = 0; b < step_bytes; b += 64)
+          __builtin_prefetch(reinterpret_cast<const char*>(ahead + q * panel_stride + t * panel_cols) + b, 0, 2);
+      }
+    }
     V wv[A];
 #pragma GCC unroll 8
     for (int q = 0; q < NP; ++q) widen_panel_row<Scalar, Codec>(w + q * panel_stride + t * panel_cols, wv + q * NV);
@@ -206,18 +217,22 @@ inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::s
 }
 
 // A tile of M rows over `count` consecutive panels, TileShape::panels(M) at a time.
+// (`ahead`: see panel_tile.)
 template <class Scalar, class Codec, int M>
 inline void tile_panels(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
-                        std::size_t count, Scalar* c, std::size_t ldc, bool accumulate, const float* scales) {
+                        std::size_t count, Scalar* c, std::size_t ldc, bool accumulate, const float* scales,
+                        const typename Codec::storage* ahead) {
   constexpr auto NP = static_cast<std::size_t>(TileShape<Scalar>::panels(M));
+  auto at = [](const auto* p, std::size_t offset) { return p ? p + offset : nullptr; };
   std::size_t q = 0;
   for (; q + NP <= count; q += NP) {
     panel_tile<Scalar, Codec, M, static_cast<int>(NP)>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols,
-                                                       ldc, accumulate, scales ? scales + q * panel_cols : nullptr);
+                                                       ldc, accumulate, at(scales, q * panel_cols),
+                                                       at(ahead, q * panel_stride));
   }
   for (; q < count; ++q) {
     panel_tile<Scalar, Codec, M, 1>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols, ldc, accumulate,
-                                    scales ? scales + q * panel_cols : nullptr);
+                                    at(scales, q * panel_cols), at(ahead, q * panel_stride));
   }
 }
 
@@ -225,10 +240,10 @@ inline void tile_panels(const Scalar* xp, std::size_t kc, const typename Codec::
 template <class Scalar, class Codec, int M = 1>
 inline void tile_panels_dispatch(int rows, const Scalar* xp, std::size_t kc, const typename Codec::storage* w,
                                  std::size_t panel_stride, std::size_t count, Scalar* c, std::size_t ldc,
-                                 bool accumulate, const float* scales) {
+                                 bool accumulate, const float* scales, const typename Codec::storage* ahead) {
   if constexpr (M <= TileShape<Scalar>::max_rows) {
-    if (rows == M) return tile_panels<Scalar, Codec, M>(xp, kc, w, panel_stride, count, c, ldc, accumulate, scales);
-    tile_panels_dispatch<Scalar, Codec, M + 1>(rows, xp, kc, w, panel_stride, count, c, ldc, accumulate, scales);
+    if (rows == M) return tile_panels<Scalar, Codec, M>(xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead);
+    tile_panels_dispatch<Scalar, Codec, M + 1>(rows, xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead);
   }
 }
 
@@ -292,12 +307,17 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
       }
       for (std::size_t p = p0; p < p1; p += group) {
         const std::size_t count = std::min(group, p1 - p);
+        const auto* panels = w + p * panel_stride + k0 * panel_cols;
+        // The block's first tile reads these panels from memory, the others from cache; the
+        // second prefetches what the first will read next, the same block of the next group.
+        const auto* next = p + group + count <= p1 ? panels + group * panel_stride : nullptr;
         for (std::size_t i = b0; i < b1; ++i) {
           const std::size_t r0 = first(i), mi = first(i + 1) - r0;
           const Scalar* xp = rows > 1 ? packed.data() + (r0 - row0) * kn : x + r0 * k + k0;
-          tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, w + p * panel_stride + k0 * panel_cols,
-                                              panel_stride, count, y + r0 * ldy + p * panel_cols, ldy, k0 > 0,
-                                              last && scales ? scales + p * panel_cols : nullptr);
+          tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, panels, panel_stride, count,
+                                              y + r0 * ldy + p * panel_cols, ldy, k0 > 0,
+                                              last && scales ? scales + p * panel_cols : nullptr,
+                                              i == b0 + 1 ? next : nullptr);
         }
       }
     }

@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "../detail/parallel.hpp"
 #include "matrix.hpp"
 
 namespace maskgen::ops {
@@ -37,20 +38,23 @@ struct RopeTable {
 };
 
 // Rotates every head of every token in place.  x: [tokens, heads * head_dim], table: [tokens, ...].
+// Tokens are split over `threads`.
 template <class Scalar>
-void apply_rope(Matrix<Scalar>& x,
-                const RopeTable<Scalar>& table, Eigen::Index head_dim) {
+void apply_rope(Matrix<Scalar>& x, const RopeTable<Scalar>& table, Eigen::Index head_dim, int threads = 1) {
   const Eigen::Index half = head_dim / 2, heads = x.cols() / head_dim;
-  for (Eigen::Index t = 0; t < x.rows(); ++t) {
-    for (Eigen::Index h = 0; h < heads; ++h) {
-      Scalar* v = x.row(t).data() + h * head_dim;
-      for (Eigen::Index i = 0; i < half; ++i) {
-        const Scalar a = v[i], b = v[i + half], c = table.cos(t, i), s = table.sin(t, i);
-        v[i] = a * c - b * s;
-        v[i + half] = b * c + a * s;
+  if (x.size() < 65536) threads = 1;
+  maskgen::detail::parallel_for(static_cast<std::size_t>(x.rows()), threads, [&](std::size_t t0, std::size_t t1) {
+    for (auto t = static_cast<Eigen::Index>(t0); t < static_cast<Eigen::Index>(t1); ++t) {
+      for (Eigen::Index h = 0; h < heads; ++h) {
+        Scalar* v = x.row(t).data() + h * head_dim;
+        for (Eigen::Index i = 0; i < half; ++i) {
+          const Scalar a = v[i], b = v[i + half], c = table.cos(t, i), s = table.sin(t, i);
+          v[i] = a * c - b * s;
+          v[i + half] = b * c + a * s;
+        }
       }
     }
-  }
+  });
 }
 
 }  // namespace maskgen::ops
