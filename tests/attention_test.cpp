@@ -2,7 +2,9 @@
 
 #include <maskgen/attention.hpp>
 
+#include <optional>
 #include <random>
+#include <span>
 
 #include <gtest/gtest.h>
 
@@ -11,6 +13,7 @@ namespace {
 
 struct Case {
   std::size_t heads, kv_heads, head_dim;
+  std::size_t max_length = 9;  // tokens per row, at most
 };
 
 // For random rows (each a run of real tokens with random q, k, v), the kernel's output for every
@@ -19,7 +22,10 @@ template <class Scalar>
 void check_against_naive(double tolerance) {
   std::mt19937 rng(11);
   std::normal_distribution<double> normal(0.0, 1.5);
-  for (const Case c : {Case{1, 1, 2}, Case{4, 4, 8}, Case{4, 2, 8}, Case{8, 1, 4}, Case{6, 3, 16}}) {
+  // Small heads, then the real sizes (64, 128) and a head_dim with a tail, over rows longer than a
+  // block of keys or values.
+  for (const Case c : {Case{1, 1, 2}, Case{4, 4, 8}, Case{4, 2, 8}, Case{8, 1, 4}, Case{6, 3, 16}, Case{8, 2, 64, 70},
+                       Case{2, 2, 128, 40}, Case{3, 1, 100, 45}}) {
     ModelConfig config;
     config.num_layers = 1;
     config.num_heads = static_cast<std::int64_t>(c.heads);
@@ -30,7 +36,7 @@ void check_against_naive(double tolerance) {
     std::vector<QuerySpan> spans;
     std::vector<std::vector<std::vector<double>>> keys(rows), values(rows);  // [row][token][kv_dim]
     for (std::size_t r = 0; r < rows; ++r) {
-      const std::size_t length = 1 + rng() % 9;
+      const std::size_t length = 1 + rng() % c.max_length;
       for (std::size_t t = 0; t < length; ++t) {
         std::vector<Scalar> k(kv_dim), v(kv_dim);
         for (auto& e : k) e = static_cast<Scalar>(normal(rng));
@@ -75,6 +81,48 @@ void check_against_naive(double tolerance) {
     ops::attend<Scalar>(q_rev, spans_rev, cache, 0, c.heads, c.kv_heads, c.head_dim, out_rev, 3);
     EXPECT_TRUE((out_rev.colwise().reverse().array() == out.array()).all());
   }
+}
+
+// One row prefilled at once (its queries in runs that share key blocks) gives every query the bits
+// it gets alone, and alone is what a decode step computes; with a sliding window too.
+template <class Scalar>
+void check_query_alone_equals_in_a_run() {
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (const std::size_t head_dim : {64, 100}) {
+    for (const std::optional<std::size_t> window : {std::optional<std::size_t>{}, std::optional<std::size_t>{37}}) {
+      const std::size_t heads = 8, kv_heads = 2, length = 150, q_dim = heads * head_dim;
+      ModelConfig config;
+      config.num_layers = 1;
+      config.num_heads = static_cast<std::int64_t>(heads);
+      config.num_kv_heads = static_cast<std::int64_t>(kv_heads);
+      config.head_dim = static_cast<std::int64_t>(head_dim);
+      KVCache<Scalar> cache(config, 2);
+      std::vector<QuerySpan> spans;
+      for (std::size_t r = 0; r < 2; ++r) {
+        std::vector<Scalar> kv(length * kv_heads * head_dim);
+        for (auto& e : kv) e = static_cast<Scalar>(normal(rng));
+        cache.append(0, r, kv.data(), kv.data(), length);
+        for (std::size_t t = 0; t < length; ++t) spans.push_back({r, t + 1});
+      }
+      ops::Matrix<Scalar> q(static_cast<Eigen::Index>(spans.size()), static_cast<Eigen::Index>(q_dim)), all;
+      for (Eigen::Index i = 0; i < q.size(); ++i) q.data()[i] = static_cast<Scalar>(normal(rng));
+      ops::attend<Scalar>(q, spans, cache, 0, heads, kv_heads, head_dim, all, 2, window);
+      for (std::size_t t = 0; t < spans.size(); t += 7) {
+        const ops::Matrix<Scalar> one_q = q.row(static_cast<Eigen::Index>(t));
+        ops::Matrix<Scalar> one;
+        ops::attend<Scalar>(one_q, std::span<const QuerySpan>(&spans[t], 1), cache, 0, heads, kv_heads, head_dim, one, 1,
+                            window);
+        ASSERT_TRUE((one.array() == all.row(static_cast<Eigen::Index>(t)).array()).all())
+            << "head_dim " << head_dim << " window " << window.value_or(0) << ": query " << t << " alone differs";
+      }
+    }
+  }
+}
+
+TEST(Attention, EveryQueryAloneEqualsItInARun) {
+  check_query_alone_equals_in_a_run<float>();
+  check_query_alone_equals_in_a_run<double>();
 }
 
 TEST(Attention, MatchesNaiveReferenceDouble) { check_against_naive<double>(1e-12); }

@@ -1,5 +1,7 @@
 // The named kernels against plain long-double references, and the invariance the matmul promises.
 
+#include <maskgen/attention.hpp>
+#include <maskgen/ops/exp.hpp>
 #include <maskgen/ops/matmul.hpp>
 #include <maskgen/ops/rms_norm.hpp>
 #include <maskgen/ops/rope.hpp>
@@ -7,6 +9,7 @@
 
 #include <bit>
 #include <cmath>
+#include <iostream>
 #include <limits>
 #include <random>
 
@@ -238,6 +241,56 @@ TEST(Matmul, Int8QuantizationIsSymmetricPerRow) {
   EXPECT_EQ(v[9], 64);   // 63.5
   EXPECT_EQ(v[10], 0);    // 0.2
   EXPECT_EQ(v[11], 100);
+}
+
+// The lane sums of several vectors at once (a transpose with AVX or AVX-512) are exactly each
+// vector's own tree sum.
+TEST(Simd, LaneSumsOfEachEqualTheTreeSumOfEach) {
+  using S = detail::Simd<float>;
+  std::mt19937 rng(29);
+  std::uniform_real_distribution<float> mantissa(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> exponent(-30, 30);  // magnitudes far apart: order shows
+  for (int trial = 0; trial < 200; ++trial) {
+    S::type acc[S::lanes];
+    for (auto& v : acc)
+      for (std::size_t i = 0; i < S::lanes; ++i) v[i] = std::ldexp(mantissa(rng), exponent(rng));
+    float got[S::lanes];
+    detail::sum_lanes_of_each<float>(acc, got);
+    for (std::size_t i = 0; i < S::lanes; ++i) ASSERT_EQ(got[i], detail::sum_lanes<float>(acc[i])) << "vector " << i;
+  }
+}
+
+// exp within 2 ulp of the exact value over float's range, exactly 0 and inf past its ends, NaN for
+// NaN; and each value's exp is the same in a whole vector as in a padded tail.
+TEST(Exp, WithinTwoUlpOverTheWholeRange) {
+  std::vector<float> xs;
+  for (float x = -110.0f; x < 95.0f; x += 0.0137f) xs.push_back(x);
+  for (float x : {0.0f, -0.0f, 1e-30f, -1e-30f, 88.72f, 88.73f, -87.33f, -103.9f, -104.5f, 1e30f, -1e30f}) xs.push_back(x);
+  std::vector<float> ys = xs;
+  detail::exp_in_place(ys.data(), ys.size());
+  int worst = 0;
+  for (std::size_t i = 0; i < xs.size(); ++i) {
+    const double exact = std::exp(static_cast<double>(xs[i]));
+    const auto want = static_cast<float>(exact);
+    if (std::isinf(want) || want == 0.0f) {
+      EXPECT_EQ(ys[i], want) << "exp(" << xs[i] << ")";
+      continue;
+    }
+    // ulps in the float format at the exact value (subnormals have a fixed spacing)
+    const double ulp = std::max(std::ldexp(1.0, std::ilogb(want) - 23), std::ldexp(1.0, -149));
+    const double err = std::abs(static_cast<double>(ys[i]) - exact) / ulp;
+    worst = std::max(worst, static_cast<int>(std::ceil(err)));
+    EXPECT_LE(err, 2.0) << "exp(" << xs[i] << ") = " << ys[i] << ", exact " << exact;
+  }
+  std::cout << "[ exp      ] worst error " << worst << " ulp over " << xs.size() << " values\n";
+  std::vector<float> nan{std::numeric_limits<float>::quiet_NaN()};
+  detail::exp_in_place(nan.data(), nan.size());
+  EXPECT_TRUE(std::isnan(nan[0]));
+  for (std::size_t n = 1; n < 40; ++n) {  // a prefix of any length: the tail path gives the same bits
+    std::vector<float> part(xs.begin() + 500, xs.begin() + 500 + static_cast<std::ptrdiff_t>(n));
+    detail::exp_in_place(part.data(), n);
+    for (std::size_t i = 0; i < n; ++i) ASSERT_EQ(part[i], ys[500 + i]) << n;
+  }
 }
 
 TEST(RmsNorm, MatchesDefinition) {

@@ -30,62 +30,9 @@
 #include "simd.hpp"
 #include "weights.hpp"
 
-#if defined(__AVX512F__) || defined(__AVX__)
-#include <immintrin.h>
-#endif
-
 namespace maskgen::ops {
 
 namespace detail {
-
-// ---- The arithmetic every element's chain is made of ----------------------------------------
-
-// acc = a * b + acc for SIMD vectors, as one fused multiply-add where the target has one. Written
-// with intrinsics so that the compiler cannot decide otherwise in one instantiation and not
-// another. (Vectors by reference: passing 32-byte vectors by value changes the ABI without AVX.)
-template <class V>
-inline void madd(V& acc, const V& a, const V& b) {
-  using T [[maybe_unused]] = std::remove_cvref_t<decltype(a[0])>;
-#if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) {
-    if constexpr (std::is_same_v<T, float>) acc = _mm512_fmadd_ps(a, b, acc);
-    else acc = _mm512_fmadd_pd(a, b, acc);
-    return;
-  }
-#endif
-#if defined(__FMA__)
-  if constexpr (sizeof(V) == 32) {
-    if constexpr (std::is_same_v<T, float>) acc = _mm256_fmadd_ps(a, b, acc);
-    else acc = _mm256_fmadd_pd(a, b, acc);
-    return;
-  }
-#endif
-#if (defined(__x86_64__) || defined(__i386__)) && !defined(__FMA__)
-  acc = acc + a * b;  // no fused multiply-add instruction exists on this target to contract into
-#else
-  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) acc[i] = __builtin_fma(a[i], b[i], acc[i]);  // fused, lane by lane
-#endif
-}
-
-// out = a vector with every lane x.
-template <class V, class T>
-inline void splat(V& out, T x) {
-#if defined(__AVX512F__)
-  if constexpr (sizeof(V) == 64) {
-    if constexpr (std::is_same_v<T, float>) out = _mm512_set1_ps(x);
-    else out = _mm512_set1_pd(x);
-    return;
-  }
-#endif
-#if defined(__AVX__)
-  if constexpr (sizeof(V) == 32) {
-    if constexpr (std::is_same_v<T, float>) out = _mm256_set1_ps(x);
-    else out = _mm256_set1_pd(x);
-    return;
-  }
-#endif
-  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) out[i] = x;  // lane by lane elsewhere
-}
 
 // ---- Tile shapes -----------------------------------------------------------------------------
 

@@ -2,8 +2,14 @@
 // A fixed-width SIMD vector (GCC vector extensions) and the fixed-order reductions the kernels
 // share. The width is fixed for a build, so every reduction's order is too.
 
+#include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <type_traits>
+
+#if defined(__AVX512F__) || defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 namespace maskgen::ops::detail {
 
@@ -23,6 +29,12 @@ struct Simd {
   static void load(type& v, const Scalar* p) { std::memcpy(&v, p, sizeof v); }
 };
 
+// A GCC vector of N elements of T.
+template <class T, std::size_t N>
+struct Vector {
+  typedef T type __attribute__((vector_size(N * sizeof(T))));
+};
+
 // a * b, rounded, never fused into a following addition: compilers may contract `s += a * b` into
 // one fused multiply-add where the target has one (GCC does by default), and may decide so
 // differently in two instantiations of the same loop, which would make two kernels that promise
@@ -34,6 +46,67 @@ inline T rounded_product(T a, T b) {
   asm("" : "+x"(p));
 #endif
   return p;
+}
+
+// ---- Fused multiply-add and broadcast --------------------------------------------------------
+
+// acc = a * b + acc for SIMD vectors, as one fused multiply-add where the target has one. Written
+// with intrinsics so that the compiler cannot decide otherwise in one instantiation and not
+// another. (Vectors by reference: passing 32-byte vectors by value changes the ABI without AVX.)
+template <class V>
+inline void madd(V& acc, const V& a, const V& b) {
+  using T [[maybe_unused]] = std::remove_cvref_t<decltype(a[0])>;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (std::is_same_v<T, float>) acc = _mm512_fmadd_ps(a, b, acc);
+    else acc = _mm512_fmadd_pd(a, b, acc);
+    return;
+  }
+#endif
+#if defined(__FMA__)
+  if constexpr (sizeof(V) == 32) {
+    if constexpr (std::is_same_v<T, float>) acc = _mm256_fmadd_ps(a, b, acc);
+    else acc = _mm256_fmadd_pd(a, b, acc);
+    return;
+  }
+#endif
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__FMA__)
+  acc = acc + a * b;  // no fused multiply-add instruction exists on this target to contract into
+#else
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) acc[i] = __builtin_fma(a[i], b[i], acc[i]);  // fused, lane by lane
+#endif
+}
+
+// out = a vector with every lane x.
+template <class V, class T>
+inline void splat(V& out, T x) {
+#if defined(__AVX512F__)
+  if constexpr (sizeof(V) == 64) {
+    if constexpr (std::is_same_v<T, float>) out = _mm512_set1_ps(x);
+    else out = _mm512_set1_pd(x);
+    return;
+  }
+#endif
+#if defined(__AVX__)
+  if constexpr (sizeof(V) == 32) {
+    if constexpr (std::is_same_v<T, float>) out = _mm256_set1_ps(x);
+    else out = _mm256_set1_pd(x);
+    return;
+  }
+#endif
+  for (std::size_t i = 0; i < sizeof(V) / sizeof(T); ++i) out[i] = x;  // lane by lane elsewhere
+}
+
+// a * b + c for scalars as madd computes it for vectors: fused where the target has a fused
+// multiply-add, never where it has not.
+template <class T>
+inline T fused(T a, T b, T c) {
+  static_assert(std::is_floating_point_v<T>);
+#if defined(__FMA__) || defined(__AVX512F__) || !(defined(__x86_64__) || defined(__i386__))
+  return std::fma(a, b, c);
+#else
+  return c + rounded_product(a, b);
+#endif
 }
 
 // The lanes of a `bytes`-wide vector summed as a fixed pairwise tree: lane i + lane i + L/2, then

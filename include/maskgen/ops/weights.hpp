@@ -102,12 +102,6 @@ struct Plain {  // float or double stored as they are
   static T scalar(storage v) { return v; }
 };
 
-// A GCC vector of N elements of T.
-template <class T, std::size_t N>
-struct Vector {
-  typedef T type __attribute__((vector_size(N * sizeof(T))));
-};
-
 // `lanes` elements of Codec at p, widened into a SIMD vector of Scalar.
 template <class Scalar, class Codec>
 inline void load_widened(typename Simd<Scalar>::type& out, const typename Codec::storage* p) {
