@@ -364,6 +364,7 @@ class WeightReader {
     if (format.value_or(format_) == WeightFormat::Int8) {
       std::vector<float> wide(static_cast<std::size_t>(rows * cols));
       checkpoint_->read(name, std::span<float>(wide));
+      release_mapped_pages(bytes.data(), bytes.size());  // the quantized copy replaces them
       return ops::quantize_int8(wide.data(), w.rows, w.cols);
     }
     return w;

@@ -200,18 +200,11 @@ inline void tile_panels_dispatch(int rows, const Scalar* xp, std::size_t kc, con
 // (kc rows of panel_cols stored elements, times the panels a tile takes at once) stay in L1 while
 // every tile of a block of rows runs over them; the tiles' rows of X for that block of k
 // (rows x kc) stay in L2.
-#ifndef KB
-#define KB 16384
-#endif
-inline constexpr std::size_t l1_panel_bytes = KB;
-#ifndef RB
-#define RB 96
-#endif
-inline constexpr std::size_t row_block = RB;
-#ifndef L2B
-#define L2B 196608
-#endif
-inline constexpr std::size_t l2_rows_bytes = L2B;
+inline constexpr std::size_t l1_panel_bytes = 16384;  // half of a 32 KiB L1 (48 KiB on recent Intel cores)
+inline constexpr std::size_t row_block = 96;
+// Where the block's rows of X for the whole of k fit in this much (the L2 holds them and a panel
+// group or two), k is not cut at all.
+inline constexpr std::size_t l2_rows_bytes = 196608;
 
 // Panels [p0, p1) of W for all m rows: y[i, p * panel_cols ...] for every row i.
 //   x: [m, k]; w: the packed panels; y: [m, ldy] with room for whole panels.
@@ -256,15 +249,17 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
         const std::size_t count = std::min(group, p1 - p);
         const auto* panels = w + p * panel_stride + k0 * panel_cols;
         // The block's first tile reads these panels from memory, the others from cache; the
-        // second prefetches what the first will read next, the same block of the next group.
+        // second prefetches what the first will read next, the same block of the next group (a
+        // lone tile prefetches it itself: two streams from memory instead of one).
         const auto* next = p + group + count <= p1 ? panels + group * panel_stride : nullptr;
+        const std::size_t prefetcher = b1 - b0 > 1 ? b0 + 1 : b0;
         for (std::size_t i = b0; i < b1; ++i) {
           const std::size_t r0 = first(i), mi = first(i + 1) - r0;
           const Scalar* xp = rows > 1 ? packed.data() + (r0 - row0) * kn : x + r0 * k + k0;
           tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, panels, panel_stride, count,
                                               y + r0 * ldy + p * panel_cols, ldy, k0 > 0,
                                               last && scales ? scales + p * panel_cols : nullptr,
-                                              i == b0 + 1 ? next : nullptr);
+                                              i == prefetcher ? next : nullptr);
         }
       }
     }
