@@ -16,6 +16,7 @@
 #include <maskgen/engine.hpp>
 #include <maskgen/model.hpp>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -216,7 +217,12 @@ int main(int argc, char** argv) {
   std::cerr << "model " << s.dir << (s.int8 ? " (int8)" : "") << ", " << s.threads << " threads; FP32 FMA peak "
             << s.machine.fma_peak_flops / 1e9 << " GFLOP/s, read bandwidth " << s.machine.read_bytes_per_s / 1e9
             << " GB/s\n";
+  benchmark::AddCustomContext("fma_peak_gflops", std::to_string(s.machine.fma_peak_flops / 1e9));
+  benchmark::AddCustomContext("read_bandwidth_gbps", std::to_string(s.machine.read_bytes_per_s / 1e9));
+  const auto load_start = std::chrono::steady_clock::now();
   model();  // loaded before any timing
+  benchmark::AddCustomContext("load_seconds", std::to_string(maskgen::bench::seconds_since(load_start)));
+  benchmark::AddCustomContext("weights", std::string(maskgen::ops::weight_type_name(model().weight_type())));
   using benchmark::RegisterBenchmark;
   RegisterBenchmark("BM_Prefill", BM_Prefill)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMillisecond);
   if (s.long_prefill) RegisterBenchmark("BM_LongPrefill", BM_LongPrefill)->Iterations(1)->UseRealTime()->Unit(benchmark::kSecond);
