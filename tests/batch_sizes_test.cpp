@@ -6,7 +6,7 @@
 // ends in a partial panel); it is written by tools/random_model.hpp into a temporary folder. This file is compiled into both test
 // binaries, with and without -march=native.
 
-#include <maskgen/maskgen.hpp>
+#include <maskgen/generate.hpp>
 
 #include <filesystem>
 #include <random>
@@ -26,7 +26,7 @@ std::filesystem::path random_model(DType dtype) {
   shape.vocab_size = 300;
   shape.hidden_size = 256;
   shape.intermediate_size = 1040;
-  shape.num_layers = 2;
+  shape.num_layers = 1;
   shape.num_heads = 4;
   shape.num_kv_heads = 2;
   shape.max_position_embeddings = 256;
@@ -76,7 +76,7 @@ TEST_P(BatchSizes, EveryPromptOfUpTo64RowsEqualsItAlone) {
     const auto [ids, mask] = padded({p}, true, 0);
     alone.push_back(generate(model, ids, mask, gen));
   }
-  for (const std::size_t rows : {64, 33, 16, 7, 2}) {
+  for (const std::size_t rows : {64, 17, 2}) {
     for (const int threads : {1, 2}) {
       gen.num_threads = threads;
       const std::vector<std::vector<std::int32_t>> batch(prompts.begin(), prompts.begin() + static_cast<std::ptrdiff_t>(rows));

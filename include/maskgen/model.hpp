@@ -116,11 +116,14 @@ class Model {
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
   // Reads config.json and the safetensors weights. The matrices stay in the checkpoint's dtype
-  // (F32, BF16, F16; F64 is converted to Scalar) and are read in place from the memory-mapped
-  // files, which the model keeps open: a model costs its file size once, shared by every copy and
-  // thread. Kernels widen 16-bit elements to Scalar exactly, so results equal those of the float
-  // widening of the same checkpoint. Norm weights and biases are converted to Scalar. With
-  // WeightFormat::Int8 the projections and the output head are quantized at load instead.
+  // (F32, BF16, F16; F64 is converted to Scalar). The projections and the output head are
+  // permuted once into the matmul kernel's panels (ops::pack_panels), which replace the mapped
+  // file's pages as they are written: a model costs its file size once, shared by every copy and
+  // thread (the packing costs load time: bench/RESULTS.md has figures). The embedding table
+  // is read in place from the memory-mapped file. Kernels widen 16-bit elements to Scalar exactly,
+  // so results equal those of the float widening of the same checkpoint. Norm weights and biases
+  // are converted to Scalar. With WeightFormat::Int8 the projections and the output head are
+  // quantized at load instead.
   static Model load(const std::filesystem::path& dir, const LoadOptions& options = {});
 
   // The element type the projections are held in (the checkpoint's, or I8).
@@ -313,7 +316,8 @@ class Model {
 
   ModelConfig config_;
   std::vector<double> inverse_frequencies_;  // [head_dim / 2]
-  ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored (looked up, never quantized)
+  ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored, row-major in place (in
+                                             // panels when it is also the head); never quantized
   std::vector<Layer> layers_;
   Vector final_norm_;                        // [hidden]
   std::optional<ops::WeightMatrix> lm_head_; // [vocab, hidden]; unset when tied and not quantized

@@ -231,6 +231,18 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
     // in order, and each is read again from L2 by the block's next tiles.
     const std::size_t kc = b1 - b0 == 1 || rows * k * sizeof(Scalar) <= l2_rows_bytes ? k : std::min(k, kc_shared);
     if (rows > 1) packed.resize(rows * kc);
+    // Where k is cut, each tile's accumulators are stored and reloaded once per block of k: into
+    // a buffer whose rows are a cache line longer than a whole number of panels, not into y,
+    // whose rows are often a power of two apart (n = 2048: 8 KiB), so that a tile's rows would
+    // all fall in the same few L1 sets and evict each other and the panels. y gets the result
+    // after the last block.
+    const bool staged = kc < k;
+    const std::size_t cols = (p1 - p0) * panel_cols, ldc = staged ? cols + 64 / sizeof(Scalar) : ldy;
+    thread_local std::vector<Scalar> staging;
+    if (staged) staging.resize(rows * ldc);
+    auto c_at = [&](std::size_t r, std::size_t col) {  // where row r, column col accumulates
+      return staged ? staging.data() + (r - row0) * ldc + (col - p0 * panel_cols) : y + r * ldy + col;
+    };
     for (std::size_t k0 = 0; k0 < k; k0 += kc) {
       const std::size_t kn = std::min(kc, k - k0);
       const bool last = k0 + kn == k;
@@ -257,10 +269,15 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
           const std::size_t r0 = first(i), mi = first(i + 1) - r0;
           const Scalar* xp = rows > 1 ? packed.data() + (r0 - row0) * kn : x + r0 * k + k0;
           tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, panels, panel_stride, count,
-                                              y + r0 * ldy + p * panel_cols, ldy, k0 > 0,
+                                              c_at(r0, p * panel_cols), ldc, k0 > 0,
                                               last && scales ? scales + p * panel_cols : nullptr,
                                               i == prefetcher ? next : nullptr);
         }
+      }
+    }
+    if (staged) {
+      for (std::size_t r = row0; r < row0 + rows; ++r) {
+        std::memcpy(y + r * ldy + p0 * panel_cols, c_at(r, p0 * panel_cols), cols * sizeof(Scalar));
       }
     }
   }

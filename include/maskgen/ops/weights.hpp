@@ -1,8 +1,10 @@
 #pragma once
-// Weight matrices as the checkpoint stores them: float32, float64, bfloat16 or float16 elements read
-// in place (usually straight from the memory-mapped safetensors file), or int8 with one float scale
-// per row when quantized at load. Kernels widen each element to the activations' type in registers;
-// nothing is rounded, so a 16-bit checkpoint computes exactly as its float32 widening would.
+// Weight matrices in the element type the checkpoint stores: float32, float64, bfloat16 or float16,
+// or int8 with one float scale per row when quantized at load; row-major as stored (read in place
+// from the memory-mapped safetensors file), or permuted once into the matmul kernel's panels
+// (pack_panels), still in the stored type. Kernels widen each element to the activations' type in
+// registers; nothing is rounded, so a 16-bit checkpoint computes exactly as its float32 widening
+// would.
 
 #include <algorithm>
 #include <bit>
