@@ -286,8 +286,9 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
 }  // namespace detail
 
 // y = x · wᵀ.  x: [m, k], w: [n, k] in its stored type, y: resized to [m, n]. Threads split the
-// output columns in groups of panels; the result is bitwise the same for any thread count and any
-// m. Weights not yet in the kernel's panels (pack_panels) are packed for this call.
+// output columns in groups of panels; the result is bitwise the same for any thread count, any m
+// and whichever thread computes which columns. Weights not yet in the kernel's panels
+// (pack_panels) are packed for this call.
 template <class Scalar>
 void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Scalar>& y, int threads) {
   eigen_assert(static_cast<std::size_t>(x.cols()) == w.cols);
@@ -309,7 +310,10 @@ void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Sc
   if (m * n * k < 262144) threads = 1;
   auto run = [&]<class Codec>(Codec) {
     const auto* data = reinterpret_cast<const typename Codec::storage*>(w.data);
-    maskgen::detail::parallel_for(groups, threads, [&](std::size_t g0, std::size_t g1) {
+    // Blocks of panel groups handed to threads as they come free (cores of a shared machine do
+    // not run at one speed): about four a thread, each a contiguous run of panels.
+    const std::size_t grain = std::max<std::size_t>(1, groups / (4 * static_cast<std::size_t>(threads)));
+    maskgen::detail::parallel_for_dynamic(groups, threads, grain, [&](std::size_t g0, std::size_t g1) {
       detail::matmul_panels<Scalar, Codec>(x.data(), m, k, data, w.scales, g0 * detail::panel_group,
                                            std::min(panels, g1 * detail::panel_group), out, padded);
     });
