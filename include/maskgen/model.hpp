@@ -119,10 +119,10 @@ class Model {
   // (F32, BF16, F16; F64 is converted to Scalar). The projections and the output head are
   // permuted once into the matmul kernel's panels (ops::pack_panels), which replace the mapped
   // file's pages as they are written: a model costs its file size once, shared by every copy and
-  // thread (the packing costs load time: bench/RESULTS.md has figures). The embedding table
-  // is read in place from the memory-mapped file. Kernels widen 16-bit elements to Scalar exactly,
-  // so results equal those of the float widening of the same checkpoint. Norm weights and biases
-  // are converted to Scalar. With WeightFormat::Int8 the projections and the output head are
+  // thread (the packing costs load time: bench/RESULTS.md has figures). The embedding table is
+  // read in place from the memory-mapped file (from the panels when it is also the head).
+  // Kernels widen 16-bit elements to Scalar exactly, so results equal those of the float
+  // widening of the same checkpoint. Norm weights and biases are converted to Scalar. With WeightFormat::Int8 the projections and the output head are
   // quantized at load instead.
   static Model load(const std::filesystem::path& dir, const LoadOptions& options = {});
 
