@@ -12,7 +12,7 @@
 //   BM_FmaPeak, BM_ReadBandwidth
 // Counters: GFLOP/s and pct_of_peak; weight_GB/s for the matmul.
 
-#include <maskgen/attention.hpp>
+#include <maskgen/ops/attention.hpp>
 #include <maskgen/ops/matmul.hpp>
 
 #include <bit>

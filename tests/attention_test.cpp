@@ -1,6 +1,6 @@
 // The masked attention kernel against a naive reference over random shapes, GQA ratios and masks.
 
-#include <maskgen/attention.hpp>
+#include <maskgen/ops/attention.hpp>
 
 #include <optional>
 #include <random>

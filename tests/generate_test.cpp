@@ -3,6 +3,7 @@
 // sampling streams and bad input.
 
 #include <maskgen/generate.hpp>
+#include <maskgen/pitfalls.hpp>
 #include <maskgen/tokenizer.hpp>
 
 #include <numeric>

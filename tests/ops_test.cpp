@@ -1,6 +1,6 @@
 // The named kernels against plain long-double references, and the invariance the matmul promises.
 
-#include <maskgen/attention.hpp>
+#include <maskgen/ops/attention.hpp>
 #include <maskgen/ops/exp.hpp>
 #include <maskgen/ops/matmul.hpp>
 #include <maskgen/ops/rms_norm.hpp>

@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/json_file.hpp"
 #include "error.hpp"
 
 namespace maskgen {
@@ -318,18 +319,6 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   }
   return c;
 }
-
-namespace detail {
-inline nlohmann::json read_json_file(const std::filesystem::path& path, const char* what) {
-  std::ifstream in(path);
-  if (!in) throw io_error(cat(what, " ", path, " does not exist or cannot be read"));
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(cat(path, " is not valid JSON: ", e.what()));
-  }
-}
-}  // namespace detail
 
 // Reads dir/config.json. When dir/generation_config.json exists, its eos_token_id and
 // pad_token_id win over config.json's, as they do in transformers' generate().

@@ -281,9 +281,7 @@ class Engine {
                                c.max_position_embeddings, " (max_position_embeddings)"));
     }
     for (std::size_t i = 0; i < job.prompt.size(); ++i) {
-      if (job.prompt[i] < 0 || job.prompt[i] >= c.vocab_size) {
-        throw argument_error(detail::cat("Engine: prompt[", i, "] is ", job.prompt[i], ", outside the vocabulary [0, ", c.vocab_size, ")"));
-      }
+      detail::check_vocabulary_id(job.prompt[i], c.vocab_size, "Engine: prompt[", i, "]");
     }
     for (std::size_t i = 0; i < job.stop.size(); ++i) {
       if (job.stop[i].empty()) throw argument_error(detail::cat("Engine: stop[", i, "] is an empty string"));
@@ -383,7 +381,6 @@ class Engine {
       budget -= job->chunk;
     }
     PackedBatch batch;
-    batch.row_offsets.push_back(0);
     std::vector<Job*> rows;
     std::vector<std::size_t> fed;  // tokens each row of the batch feeds
     for (auto& running : running_) {
@@ -392,15 +389,12 @@ class Engine {
       std::size_t count = 0;
       if (decoding) {
         count = 1;
-        batch.tokens.push_back(job->history.back());
+        batch.add_row(job->row, job->history.back());
       } else {
         count = job->chunk;
         if (count == 0) continue;
-        batch.tokens.insert(batch.tokens.end(), job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled),
-                            job->prompt.begin() + static_cast<std::ptrdiff_t>(job->prefilled + count));
+        batch.add_row(job->row, std::span<const std::int32_t>(job->prompt).subspan(job->prefilled, count));
       }
-      batch.row_offsets.push_back(batch.tokens.size());
-      batch.cache_rows.push_back(job->row);
       rows.push_back(job);
       fed.push_back(count);
     }
@@ -424,12 +418,10 @@ class Engine {
         if (job.prefilled < job.prompt.size()) continue;  // its prompt goes on in the next step
       }
       // The row's next token, from its own logits and history only (as generate()'s search).
-      const auto row = logits.row(static_cast<Eigen::Index>(i));
-      std::copy(row.data(), row.data() + vocab, scores.begin());
       std::int32_t token = 0;
       try {
-        (*job.processors)(RowHistory{job.history, job.prompt.size()}, scores);
-        token = job.config.do_sample ? sample_token<Scalar>(scores, *job.random) : argmax_token<Scalar>(scores);
+        token = detail::choose_token(logits.row(static_cast<Eigen::Index>(i)), scores, *job.processors,
+                                     RowHistory{job.history, job.prompt.size()}, job.config.do_sample, *job.random);
       } catch (...) {
         fail(job, std::current_exception());
         continue;
@@ -440,10 +432,9 @@ class Engine {
         job.first_token_seen = true;
         job.result.seconds_to_first_token = seconds_since(job.submitted);
       }
-      std::optional<FinishReason> reason;
-      if (detail::is_eos(token, job.eos)) reason = FinishReason::Eos;
-      else if (job.result.tokens.size() >= static_cast<std::size_t>(job.config.max_new_tokens)) reason = FinishReason::Length;
-      else if (job.history.size() > context) reason = FinishReason::Context;
+      std::optional<FinishReason> reason =
+          detail::finish_reason(token, job.eos, job.result.tokens.size(), static_cast<std::size_t>(job.config.max_new_tokens),
+                                job.history.size(), context);
       try {
         if (deliver(job, token, reason.has_value()) && !reason) reason = FinishReason::Stop;
       } catch (...) {

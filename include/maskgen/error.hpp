@@ -2,6 +2,7 @@
 // The exceptions maskgen throws at its API and I/O edges. Every message names the argument (and
 // the row or element where there is one) and says what was expected.
 
+#include <cstdint>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,15 @@ std::string cat(const Parts&... parts) {
   std::ostringstream out;
   (out << ... << parts);
   return std::move(out).str();
+}
+
+// Throws argument_error "<what...> is <id>, outside the vocabulary [0, <vocab_size>)" unless
+// 0 <= id < vocab_size; `what` names the argument and the row or element, as cat() joins them.
+template <class... What>
+void check_vocabulary_id(std::int64_t id, std::int64_t vocab_size, const What&... what) {
+  if (id < 0 || id >= vocab_size) {
+    throw argument_error(cat(what..., " is ", id, ", outside the vocabulary [0, ", vocab_size, ")"));
+  }
 }
 
 }  // namespace detail

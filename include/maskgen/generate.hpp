@@ -153,7 +153,8 @@ using Streamer = std::function<void(StreamStep& step)>;
 
 namespace detail {
 
-struct SpecialIds {
+// The ids generation ends rows with and fills finished rows with.
+struct GenerationIds {
   std::vector<std::int32_t> eos;
   std::int32_t pad = 0;
 };
@@ -161,23 +162,17 @@ struct SpecialIds {
 // The ids that end a row: the config's own, else the model's; each checked against the vocabulary.
 inline std::vector<std::int32_t> resolve_eos(const GenerationConfig& gen, const ModelConfig& config) {
   std::vector<std::int32_t> eos = gen.eos_token_id.ids.empty() ? config.eos_token_ids : gen.eos_token_id.ids;
-  for (std::size_t i = 0; i < eos.size(); ++i) {
-    if (eos[i] < 0 || eos[i] >= config.vocab_size) {
-      throw argument_error(cat("eos_token_id[", i, "] is ", eos[i], ", outside the vocabulary [0, ", config.vocab_size, ")"));
-    }
-  }
+  for (std::size_t i = 0; i < eos.size(); ++i) check_vocabulary_id(eos[i], config.vocab_size, "eos_token_id[", i, "]");
   return eos;
 }
 
-inline SpecialIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
-  SpecialIds ids;
+inline GenerationIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
+  GenerationIds ids;
   ids.eos = resolve_eos(gen, config);
   const std::int64_t vocab = config.vocab_size;
   if (gen.pad_token_id) {
     ids.pad = *gen.pad_token_id;
-    if (ids.pad < 0 || ids.pad >= vocab) {
-      throw argument_error(cat("pad_token_id is ", ids.pad, ", outside the vocabulary [0, ", vocab, ")"));
-    }
+    check_vocabulary_id(ids.pad, vocab, "pad_token_id");
   } else if (config.pad_token_id) {
     ids.pad = *config.pad_token_id;
   } else if (!ids.eos.empty()) {
@@ -232,6 +227,16 @@ inline void validate_generation(const GenerationConfig& gen, std::size_t prompts
   }
 }
 
+// One row's next token: `logits` [vocab] copied into `scores`, the processors run over them with
+// the row's history, then a sample or the argmax. generate() and the engine both choose with it.
+template <class Scalar, class Logits>
+std::int32_t choose_token(const Logits& logits, std::vector<Scalar>& scores, const LogitsProcessorChain<Scalar>& processors,
+                          RowHistory history, bool do_sample, RowRandom& random) {
+  std::copy(logits.data(), logits.data() + scores.size(), scores.begin());
+  processors(history, scores);
+  return do_sample ? sample_token<Scalar>(scores, random) : argmax_token<Scalar>(scores);
+}
+
 // The processors transformers would run for `gen`, in its order.
 template <class Scalar>
 LogitsProcessorChain<Scalar> make_processors(const GenerationConfig& gen, const std::vector<std::int32_t>& eos) {
@@ -256,6 +261,18 @@ inline bool is_eos(std::int32_t token, const std::vector<std::int32_t>& eos) {
   return std::find(eos.begin(), eos.end(), token) != eos.end();
 }
 
+// Why a row that has just appended `token` ends, if it does, checked in this order:
+// an end-of-sequence id, then max_new_tokens reached, then a full context (the token could not be
+// fed back).
+inline std::optional<FinishReason> finish_reason(std::int32_t token, const std::vector<std::int32_t>& eos,
+                                                 std::size_t generated, std::size_t max_new, std::size_t history,
+                                                 std::size_t context) {
+  if (is_eos(token, eos)) return FinishReason::Eos;
+  if (generated >= max_new) return FinishReason::Length;
+  if (history > context) return FinishReason::Context;
+  return std::nullopt;
+}
+
 // Rows of new tokens, padded with `pad` to the longest.
 template <class Scalar>
 void fill_sequences(GenerationResult<Scalar>& result, const std::vector<std::vector<std::int32_t>>& rows) {
@@ -276,7 +293,7 @@ void fill_sequences(GenerationResult<Scalar>& result, const std::vector<std::vec
 // j of prompt b; the prompt is run once and its cache copied to its other sequences.
 template <CausalLM M>
 GenerationResult<typename M::scalar_type> search(const M& model, const std::vector<std::vector<std::int32_t>>& prompts,
-                                                 const GenerationConfig& gen, const SpecialIds& ids,
+                                                 const GenerationConfig& gen, const GenerationIds& ids,
                                                  const Streamer& streamer) {
   using Scalar = typename M::scalar_type;
   const ModelConfig& config = model.config();
@@ -310,12 +327,7 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
 
   auto cache = model.make_cache(rows);
   PackedBatch batch;  // the prompts, each once
-  batch.row_offsets.push_back(0);
-  for (std::size_t b = 0; b < prompts.size(); ++b) {
-    batch.tokens.insert(batch.tokens.end(), prompts[b].begin(), prompts[b].end());
-    batch.row_offsets.push_back(batch.tokens.size());
-    batch.cache_rows.push_back(b * n);
-  }
+  for (std::size_t b = 0; b < prompts.size(); ++b) batch.add_row(b * n, prompts[b]);
   ops::Matrix<Scalar> logits = model.forward_packed(batch, cache, forward_options);  // [prompts, vocab]
   for (std::size_t r = 0; r < rows; ++r) {
     if (r % n != 0) cache.copy_row(r - r % n, r);
@@ -334,9 +346,8 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
         const std::size_t r = live[i];
         // The prefill's logits have a row per prompt; each later step's a row per live row.
         const auto row = logits.row(static_cast<Eigen::Index>(step == 0 ? r / n : i));
-        std::copy(row.data(), row.data() + vocab, scores.begin());
-        processors(RowHistory{history[r], prompts[r / n].size()}, scores);
-        tokens[i] = gen.do_sample ? sample_token<Scalar>(scores, random[r]) : argmax_token<Scalar>(scores);
+        tokens[i] = choose_token(row, scores, processors, RowHistory{history[r], prompts[r / n].size()}, gen.do_sample,
+                                 random[r]);
         if (gen.output_scores) step_scores[r].insert(step_scores[r].end(), scores.begin(), scores.end());
       }
     });
@@ -346,15 +357,9 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
       const std::size_t r = live[i];
       generated[r].push_back(tokens[i]);
       history[r].push_back(tokens[i]);
-      if (is_eos(tokens[i], ids.eos)) {
-        result.finish_reasons[r] = FinishReason::Eos;
-      } else if (generated[r].size() >= max_new) {
-        result.finish_reasons[r] = FinishReason::Length;
-      } else if (history[r].size() > context) {  // its new token could not be fed back
-        result.finish_reasons[r] = FinishReason::Context;
-      } else {
-        continue;
-      }
+      const auto reason = finish_reason(tokens[i], ids.eos, generated[r].size(), max_new, history[r].size(), context);
+      if (!reason) continue;
+      result.finish_reasons[r] = *reason;
       finished[i] = 1;
     }
     if (streamer) {
@@ -370,7 +375,6 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
 
     // Finished rows leave the batch and give back their cache; the others feed their new token.
     PackedBatch next;
-    next.row_offsets.push_back(0);
     std::vector<std::size_t> still_live;
     for (std::size_t i = 0; i < live.size(); ++i) {
       if (finished[i]) {
@@ -378,9 +382,7 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
         continue;
       }
       still_live.push_back(live[i]);
-      next.tokens.push_back(tokens[i]);
-      next.row_offsets.push_back(next.tokens.size());
-      next.cache_rows.push_back(live[i]);
+      next.add_row(live[i], tokens[i]);
     }
     live = std::move(still_live);
     if (live.empty()) break;
@@ -404,7 +406,7 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
 template <CausalLM M>
 GenerationResult<typename M::scalar_type> beam_search(const M& model,
                                                       const std::vector<std::vector<std::int32_t>>& prompts,
-                                                      const GenerationConfig& gen, const SpecialIds& ids) {
+                                                      const GenerationConfig& gen, const GenerationIds& ids) {
   using Scalar = typename M::scalar_type;
   const ModelConfig& config = model.config();
   const auto beams = static_cast<std::size_t>(gen.num_beams);
@@ -446,13 +448,10 @@ GenerationResult<typename M::scalar_type> beam_search(const M& model,
   std::vector<Prompt> state(prompts.size());
   auto cache = model.make_cache(prompts.size() * beams);
   PackedBatch batch;
-  batch.row_offsets.push_back(0);
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     state[b].running.push_back(Beam{{}, Scalar(0), b * beams});
     for (std::size_t k = 1; k < beams; ++k) state[b].spare_rows.push_back(b * beams + k);
-    batch.tokens.insert(batch.tokens.end(), prompts[b].begin(), prompts[b].end());
-    batch.row_offsets.push_back(batch.tokens.size());
-    batch.cache_rows.push_back(b * beams);
+    batch.add_row(b * beams, prompts[b]);
     state[b].done = max_new == 0;
   }
 
@@ -506,11 +505,8 @@ GenerationResult<typename M::scalar_type> beam_search(const M& model,
 
         // A candidate ends its hypothesis when it is an EOS or when the row can grow no further.
         const std::size_t length = g + 1;
-        auto reason_of = [&](std::int32_t token) -> std::optional<FinishReason> {
-          if (is_eos(token, ids.eos)) return FinishReason::Eos;
-          if (length >= max_new) return FinishReason::Length;
-          if (prompts[b].size() + length > context) return FinishReason::Context;
-          return std::nullopt;
+        auto reason_of = [&](std::int32_t token) {
+          return finish_reason(token, ids.eos, length, max_new, prompts[b].size() + length, context);
         };
         bool all_end = true;
         std::vector<std::pair<Scalar, std::size_t>> next;  // (score for continuing, candidate)
@@ -580,16 +576,11 @@ GenerationResult<typename M::scalar_type> beam_search(const M& model,
     });
 
     PackedBatch step;
-    step.row_offsets.push_back(0);
     std::vector<std::size_t> still_live;
     for (const std::size_t b : live) {
       if (state[b].done) continue;
       still_live.push_back(b);
-      for (const Beam& beam : state[b].running) {
-        step.tokens.push_back(beam.tokens.back());
-        step.row_offsets.push_back(step.tokens.size());
-        step.cache_rows.push_back(beam.cache_row);
-      }
+      for (const Beam& beam : state[b].running) step.add_row(beam.cache_row, beam.tokens.back());
     }
     live = std::move(still_live);
     if (live.empty()) break;
@@ -620,7 +611,7 @@ GenerationResult<typename M::scalar_type> run(const M& model, const std::vector<
                                               const GenerationConfig& gen, const Streamer& streamer) {
   const ModelConfig& config = model.config();
   validate_generation(gen, prompts.size(), static_cast<bool>(streamer));
-  const SpecialIds ids = resolve_special_ids(gen, config);
+  const GenerationIds ids = resolve_special_ids(gen, config);
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     if (prompts[b].size() > static_cast<std::size_t>(config.max_position_embeddings)) {
       throw argument_error(cat("row ", b, " has ", prompts[b].size(), " real tokens, more than the model's context of ",
@@ -655,20 +646,5 @@ GenerationResult<typename M::scalar_type> generate(const M& model, const TokenMa
   }
   return detail::run(model, prompts, gen, streamer);
 }
-
-// What goes wrong without maskgen, for demonstrations and tests only.
-namespace pitfalls {
-
-// Generates as a library does when the attention mask is dropped: every position of every row,
-// pads included, is treated as a real token (attended to and counted in positions). Compare its
-// output with generate()'s to see the failure maskgen prevents.
-template <CausalLM M>
-GenerationResult<typename M::scalar_type> generate_ignoring_mask(const M& model, const TokenMatrix& input_ids,
-                                                                 const GenerationConfig& gen = {}) {
-  const TokenMatrix all_real = TokenMatrix::Ones(input_ids.rows(), input_ids.cols());
-  return generate(model, input_ids, all_real, gen);
-}
-
-}  // namespace pitfalls
 
 }  // namespace maskgen

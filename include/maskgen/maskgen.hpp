@@ -5,6 +5,7 @@
 #define MASKGEN_VERSION_MINOR 1
 #define MASKGEN_VERSION_PATCH 0
 
+#include "batch.hpp"
 #include "chat_template.hpp"
 #include "config.hpp"
 #include "engine.hpp"
@@ -14,6 +15,7 @@
 #include "log.hpp"
 #include "model.hpp"
 #include "padding.hpp"
+#include "pitfalls.hpp"
 #include "safetensors.hpp"
 #include "sampling.hpp"
 #include "tokenizer.hpp"

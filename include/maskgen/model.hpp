@@ -21,11 +21,12 @@
 
 #include <Eigen/Core>
 
-#include "attention.hpp"
+#include "batch.hpp"
 #include "config.hpp"
 #include "detail/parallel.hpp"
 #include "error.hpp"
 #include "kv_cache.hpp"
+#include "ops/attention.hpp"
 #include "ops/matmul.hpp"
 #include "ops/weights.hpp"
 #include "ops/rms_norm.hpp"
@@ -56,56 +57,6 @@ struct ForwardOptions {
   LogitsFor logits = LogitsFor::Last;  // which positions get logits
   int num_threads = 0;                 // threads for the kernels; 0 uses every core
 };
-
-// A batch without padding: each row's real tokens, one row after another.
-struct PackedBatch {
-  std::vector<std::int32_t> tokens;      // [tokens] real token ids, row after row
-  std::vector<std::size_t> row_offsets;  // [rows + 1] row r owns tokens [row_offsets[r], row_offsets[r + 1])
-  std::vector<std::size_t> cache_rows;   // [rows] the cache row that row r extends
-
-  std::size_t rows() const { return cache_rows.size(); }
-  std::size_t row_length(std::size_t r) const { return row_offsets[r + 1] - row_offsets[r]; }
-};
-
-// Checks a padded batch (DESIGN 2.9): equal shapes, mask values 0/1, at least one real token per
-// row, real ids inside the vocabulary. Pad positions may hold any id.
-inline void validate_batch(const TokenMatrix& input_ids, const TokenMatrix& attention_mask, std::int64_t vocab_size) {
-  using detail::cat;
-  if (input_ids.rows() != attention_mask.rows() || input_ids.cols() != attention_mask.cols()) {
-    throw argument_error(cat("input_ids has shape [", input_ids.rows(), ", ", input_ids.cols(),
-                             "] but attention_mask has shape [", attention_mask.rows(), ", ",
-                             attention_mask.cols(), "]; they must be equal"));
-  }
-  for (Eigen::Index r = 0; r < input_ids.rows(); ++r) {
-    Eigen::Index real = 0;
-    for (Eigen::Index c = 0; c < input_ids.cols(); ++c) {
-      const std::int32_t m = attention_mask(r, c), id = input_ids(r, c);
-      if (m != 0 && m != 1) {
-        throw argument_error(cat("attention_mask[", r, ", ", c, "] is ", m, "; mask values must be 0 or 1"));
-      }
-      if (m == 1 && (id < 0 || id >= vocab_size)) {
-        throw argument_error(cat("input_ids[", r, ", ", c, "] is ", id, ", outside the vocabulary [0, ",
-                                 vocab_size, ")"));
-      }
-      real += m;
-    }
-    if (real == 0) throw argument_error(cat("attention_mask row ", r, " has no real token (all zeros)"));
-  }
-}
-
-// The real tokens of a validated padded batch; row r extends cache row r.
-inline PackedBatch pack(const TokenMatrix& input_ids, const TokenMatrix& attention_mask) {
-  PackedBatch batch;
-  batch.row_offsets.push_back(0);
-  for (Eigen::Index r = 0; r < input_ids.rows(); ++r) {
-    for (Eigen::Index c = 0; c < input_ids.cols(); ++c) {
-      if (attention_mask(r, c) == 1) batch.tokens.push_back(input_ids(r, c));
-    }
-    batch.row_offsets.push_back(batch.tokens.size());
-    batch.cache_rows.push_back(static_cast<std::size_t>(r));
-  }
-  return batch;
-}
 
 template <class Scalar>
 class Model {
@@ -147,13 +98,7 @@ class Model {
     }
     const Matrix packed = forward_packed(batch, *cache, options);
     if (options.logits == LogitsFor::Last) return packed;
-    // Scatter every real token's logits to its place in the padded layout; pads stay zero.
-    Matrix all = Matrix::Zero(input_ids.rows() * input_ids.cols(), config_.vocab_size);
-    Eigen::Index t = 0;
-    for (Eigen::Index r = 0; r < input_ids.rows(); ++r)
-      for (Eigen::Index c = 0; c < input_ids.cols(); ++c)
-        if (attention_mask(r, c) == 1) all.row(r * input_ids.cols() + c) = packed.row(t++);
-    return all;
+    return scatter_to_padded(packed, attention_mask);  // pads' logits stay zero
   }
 
   // Logits of a padding-free batch: [rows, vocab] (LogitsFor::Last) or [tokens, vocab] (All).
@@ -303,11 +248,8 @@ class Model {
                                  config_.max_position_embeddings, " (max_position_embeddings)"));
       }
       for (std::size_t i = 0; i < batch.row_length(r); ++i) {
-        const std::int32_t id = batch.tokens[batch.row_offsets[r] + i];
-        if (id < 0 || id >= config_.vocab_size) {
-          throw argument_error(cat("PackedBatch row ", r, " token ", i, " is ", id, ", outside the vocabulary [0, ",
-                                   config_.vocab_size, ")"));
-        }
+        detail::check_vocabulary_id(batch.tokens[batch.row_offsets[r] + i], config_.vocab_size, "PackedBatch row ",
+                                    r, " token ", i);
         spans.push_back({row, before + i + 1});
       }
     }

@@ -45,6 +45,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "detail/json_file.hpp"
 #include "error.hpp"
 
 namespace maskgen {
@@ -584,18 +585,6 @@ namespace detail {
 inline constexpr std::string_view safetensors_single_name = "model.safetensors";
 inline constexpr std::string_view safetensors_index_name = "model.safetensors.index.json";
 
-inline nlohmann::json read_json_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw io_error(cat("file ", path, " cannot be opened"));
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) throw io_error(cat("file ", path, " could not be read"));
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw format_error(cat("file ", path, " is not valid JSON: ", e.what()));
-  }
-}
-
 // A shard name from an index must name a file inside the folder.
 inline void check_shard_name(std::string_view shard, std::string_view tensor,
                              const std::filesystem::path& index) {
@@ -611,7 +600,7 @@ inline void check_shard_name(std::string_view shard, std::string_view tensor,
 
 // The index's "weight_map": tensor name -> shard file name.
 inline std::map<std::string, std::string, std::less<>> read_weight_map(const std::filesystem::path& index) {
-  const nlohmann::json j = read_json_file(index);
+  const nlohmann::json j = read_json_file(index, "safetensors index");
   if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object()) {
     throw format_error(
         cat("index ", index, " has no \"weight_map\" object; expected {\"weight_map\": {tensor: shard}}"));

@@ -193,21 +193,13 @@ class Tokenizer {
     return special;
   }
 
-  void check_id(std::int32_t id, std::string_view what) const {
-    if (id < 0 || id >= vocab_size()) {
-      throw argument_error(detail::cat(what, " is ", id, ", outside the vocabulary [0, ", vocab_size(), ")"));
-    }
-  }
+  void check_id(std::int32_t id, std::string_view what) const { detail::check_vocabulary_id(id, vocab_size(), what); }
 
   // Checks every id, then lets the backend decode. `where` names the ids in error messages.
   template <class Ids>
   std::string decode_row(const Ids& ids, const DecodeOptions& options, std::string_view where) const {
     for (std::size_t i = 0; i < static_cast<std::size_t>(ids.size()); ++i) {
-      const std::int32_t id = ids[static_cast<decltype(ids.size())>(i)];
-      if (id < 0 || id >= vocab_size()) {
-        throw argument_error(detail::cat(where, "[", i, "] is ", id, ", outside the vocabulary [0, ",
-                                         vocab_size(), ")"));
-      }
+      detail::check_vocabulary_id(ids[static_cast<decltype(ids.size())>(i)], vocab_size(), where, "[", i, "]");
     }
     return backend_.decode(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ids.size())),
                            options.skip_special_tokens);
