@@ -253,12 +253,13 @@ class Float64Math:
 # ----------------------------------------------------------------------------------------------
 # An independent float64 forward, to check the patched transformers
 # ----------------------------------------------------------------------------------------------
-def manual_forward(model, ids, mask, window=None):
-    """Logits [batch, seq, vocab] of a Llama/Mistral/Qwen2/Qwen3 model, written from the papers.
+def manual_forward(model, ids, mask, window=None, use_rope=None):
+    """Logits [batch, seq, vocab] of a Llama/Mistral/Qwen2/Qwen3/SmolLM3 model, written from the papers.
 
     A real token's position is the count of real tokens before it; a query sees the real keys at
     or before it (with a sliding `window`, only those whose position is within window - 1 of its
-    own). ids, mask: [batch, seq] int64."""
+    own). `use_rope`, one bool a layer, leaves q and k unrotated in the layers marked False
+    (SmolLM3's NoPE layers); None rotates in every layer. ids, mask: [batch, seq] int64."""
     cfg, base = model.config, model.model
     B, L = ids.shape
     nh, nkv, hd = cfg.num_attention_heads, cfg.num_key_value_heads, head_dim_of(cfg)
@@ -278,8 +279,12 @@ def manual_forward(model, ids, mask, window=None):
         half = x.shape[-1] // 2
         return x * cos + torch.cat((-x[..., half:], x[..., :half]), -1) * sin
 
+    if use_rope is None:
+        use_rope = [True] * len(base.layers)
+    if len(use_rope) != len(base.layers):
+        raise ValueError(f"use_rope has {len(use_rope)} entries for {len(base.layers)} layers")
     x = base.embed_tokens.weight[ids]                                      # [B, L, hidden]
-    for layer in base.layers:
+    for layer, rotated in zip(base.layers, use_rope):
         a = layer.self_attn
         h = rms(x, layer.input_layernorm)
         q = F.linear(h, a.q_proj.weight, a.q_proj.bias).view(B, L, nh, hd)
@@ -288,7 +293,8 @@ def manual_forward(model, ids, mask, window=None):
         if hasattr(a, "q_norm"):                                           # Qwen3: per-head RMSNorm
             q, k = rms(q, a.q_norm), rms(k, a.k_norm)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))                   # [B, heads, L, hd]
-        q, k = rotate(q), rotate(k)
+        if rotated:
+            q, k = rotate(q), rotate(k)
         k = k.repeat_interleave(nh // nkv, dim=1)
         v = v.repeat_interleave(nh // nkv, dim=1)
         s = (q @ k.transpose(2, 3)) * hd ** -0.5
