@@ -120,6 +120,72 @@ void check_query_alone_equals_in_a_run() {
   }
 }
 
+// A cache that hands out its keys in blocks of `block` positions (as a paged layout would, the
+// blocks starting at multiples of `block`), over the same contiguous storage.
+template <class Scalar>
+struct InBlocks {
+  using scalar_type = Scalar;
+  const KVCache<Scalar>& cache;
+  std::size_t block;
+  std::size_t rows() const { return cache.rows(); }
+  std::size_t num_layers() const { return cache.num_layers(); }
+  std::size_t kv_heads() const { return cache.kv_heads(); }
+  std::size_t head_dim() const { return cache.head_dim(); }
+  std::size_t length(std::size_t row) const { return cache.length(row); }
+  void append(std::size_t, std::size_t, const Scalar*, const Scalar*, std::size_t) {}
+  void commit(std::size_t, std::size_t) {}
+  void runs(std::size_t layer, std::size_t row, std::size_t head, std::size_t lo, std::size_t hi,
+            std::vector<KeyValueRun<Scalar>>& out) const {
+    std::vector<KeyValueRun<Scalar>> whole;
+    cache.runs(layer, row, head, lo, hi, whole);
+    for (const auto& run : whole) {
+      for (std::size_t a = run.first; a < run.first + run.count;) {
+        const std::size_t b = std::min(run.first + run.count, (a / block + 1) * block), skip = (a - run.first) * head_dim();
+        out.push_back({a, b - a, run.keys + skip, run.values + skip});
+        a = b;
+      }
+    }
+  }
+};
+
+// Attention reads a cache only as runs of keys: however they are cut, every output keeps its bits.
+template <class Scalar>
+void check_runs_of_any_length() {
+  std::mt19937 rng(31);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const std::size_t heads = 4, kv_heads = 2, head_dim = 64, length = 70;
+  ModelConfig config;
+  config.num_layers = 1;
+  config.num_heads = static_cast<std::int64_t>(heads);
+  config.num_kv_heads = static_cast<std::int64_t>(kv_heads);
+  config.head_dim = static_cast<std::int64_t>(head_dim);
+  KVCache<Scalar> cache(config, 2);
+  std::vector<QuerySpan> spans;
+  for (std::size_t r = 0; r < 2; ++r) {
+    std::vector<Scalar> k(length * kv_heads * head_dim), v(k.size());
+    for (auto& e : k) e = static_cast<Scalar>(normal(rng));
+    for (auto& e : v) e = static_cast<Scalar>(normal(rng));
+    cache.append(0, r, k.data(), v.data(), length);
+    for (std::size_t t = 0; t < length; t += 1 + r) spans.push_back({r, t + 1});
+  }
+  ops::Matrix<Scalar> q(static_cast<Eigen::Index>(spans.size()), static_cast<Eigen::Index>(heads * head_dim));
+  for (Eigen::Index i = 0; i < q.size(); ++i) q.data()[i] = static_cast<Scalar>(normal(rng));
+  for (const std::optional<std::size_t> window : {std::optional<std::size_t>{}, std::optional<std::size_t>{19}}) {
+    ops::Matrix<Scalar> whole;
+    ops::attend<Scalar>(q, spans, cache, 0, heads, kv_heads, head_dim, whole, 2, window);
+    for (const std::size_t block : {1, 3, 5, 16, 32}) {
+      ops::Matrix<Scalar> cut;
+      ops::attend<Scalar>(q, spans, InBlocks<Scalar>{cache, block}, 0, heads, kv_heads, head_dim, cut, 2, window);
+      ASSERT_TRUE((cut.array() == whole.array()).all()) << "blocks of " << block << ", window " << window.value_or(0);
+    }
+  }
+}
+
+TEST(Attention, KeysCutIntoRunsOfAnyLengthGiveTheSameBits) {
+  check_runs_of_any_length<float>();
+  check_runs_of_any_length<double>();
+}
+
 TEST(Attention, EveryQueryAloneEqualsItInARun) {
   check_query_alone_equals_in_a_run<float>();
   check_query_alone_equals_in_a_run<double>();

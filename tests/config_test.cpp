@@ -119,6 +119,32 @@ TEST(Config, SlidingWindowLayersAsTransformersDecides) {
   test::expect_error<format_error>([&] { ModelConfig::from_json(q2); }, {"sliding_window", "missing"});
 }
 
+// SmolLM3 (transformers' SmolLM3Config): no_rope_layers[l] is 1 where layer l applies RoPE; when
+// absent, layer l skips it where (l + 1) % no_rope_layer_interval == 0 (default interval 4); with
+// use_sliding_window, only the layers without RoPE slide.
+TEST(Config, SmolLM3LayersWithoutRopeAsTransformersDecides) {
+  auto j = llama();  // 5 layers
+  j["model_type"] = "smollm3";
+  auto c = ModelConfig::from_json(j);
+  EXPECT_EQ(c.architecture, Architecture::Other);
+  for (std::size_t l = 0; l < 5; ++l) EXPECT_EQ(c.layer(l).rope, l != 3) << l;  // (3 + 1) % 4 == 0
+  j["no_rope_layer_interval"] = 2;
+  c = ModelConfig::from_json(j);
+  for (std::size_t l = 0; l < 5; ++l) EXPECT_EQ(c.layer(l).rope, l % 2 == 0) << l;
+  j["no_rope_layers"] = {0, 1, 1, 1, 0};  // the list wins over the interval
+  j["sliding_window"] = 32;
+  j["use_sliding_window"] = true;
+  c = ModelConfig::from_json(j);
+  for (std::size_t l = 0; l < 5; ++l) {
+    EXPECT_EQ(c.layer(l).rope, l != 0 && l != 4) << l;
+    EXPECT_EQ(c.layer(l).window, l == 0 || l == 4 ? std::optional<std::int64_t>(32) : std::nullopt) << l;
+  }
+  j["no_rope_layers"] = {1, 1};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"no_rope_layers", "num_hidden_layers"});
+  j["no_rope_layers"] = {1, 1, 2, 1, 1};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"no_rope_layers", "0 or 1"});
+}
+
 TEST(Config, RefusesWhatItDoesNotImplement) {
   auto j = llama();
   j["model_type"] = "gpt2";

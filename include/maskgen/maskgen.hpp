@@ -11,7 +11,7 @@
 #include "engine.hpp"
 #include "error.hpp"
 #include "generate.hpp"
-#include "kv_cache.hpp"
+#include "kv/cache.hpp"
 #include "log.hpp"
 #include "model.hpp"
 #include "padding.hpp"

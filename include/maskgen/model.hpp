@@ -1,6 +1,8 @@
 #pragma once
-// Model<Scalar>: a decoder-only transformer of the Llama family (llama, mistral, qwen2, qwen3),
-// loaded from a Hugging Face folder and immutable afterwards, so one model can serve many threads.
+// Model<Scalar>: a decoder-only transformer of a registered family (models/registry.hpp: llama,
+// mistral, qwen2, qwen3, smollm3), loaded from a Hugging Face folder and immutable afterwards, so
+// one model can serve many threads: the embedding, the decoder layers (models/decoder.hpp, each
+// as its family's LayerSpec says), the final norm and the output head.
 //
 // The public interface is padded (input_ids + attention_mask, as tokenizers return them); inside,
 // each row is reduced to its run of real tokens, the rows' tokens are packed into one matrix for
@@ -25,13 +27,14 @@
 #include "config.hpp"
 #include "detail/parallel.hpp"
 #include "error.hpp"
-#include "kv_cache.hpp"
+#include "kv/cache.hpp"
+#include "models/decoder.hpp"
+#include "models/registry.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
 #include "ops/weights.hpp"
 #include "ops/rms_norm.hpp"
 #include "ops/rope.hpp"
-#include "ops/swiglu.hpp"
 #include "padding.hpp"
 #include "safetensors.hpp"
 
@@ -64,7 +67,7 @@ class Model {
   using scalar_type = Scalar;
   using cache_type = KVCache<Scalar>;
   using Matrix = ops::Matrix<Scalar>;                      // row-major
-  using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  using Vector = ops::Vector<Scalar>;
 
   // Reads config.json and the safetensors weights. The matrices stay in the checkpoint's dtype
   // (F32, BF16, F16; F64 is converted to Scalar). The projections and the output head are
@@ -111,8 +114,9 @@ class Model {
     const ops::RopeTable<Scalar> rope(positions, inverse_frequencies_);
 
     Matrix x = embed(batch.tokens);  // [tokens, hidden]
-    Activations a;
-    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, x, batch, spans, rope, cache, threads, a);
+    Activations<Scalar> a;
+    DecoderPass<Scalar, KVCache<Scalar>> pass{config_, batch, spans, rope, cache, threads, a};
+    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, specs_[l], layers_[l], x, pass);
     for (std::size_t r = 0; r < batch.rows(); ++r) cache.commit(batch.cache_rows[r], batch.row_length(r));
 
     if (options.logits == LogitsFor::Last) {
@@ -125,87 +129,6 @@ class Model {
   }
 
  private:
-  struct Layer {
-    Vector input_norm;           // [hidden]
-    ops::WeightMatrix q_proj;          // [heads * head_dim, hidden]
-    ops::WeightMatrix k_proj, v_proj;  // [kv_heads * head_dim, hidden]
-    ops::WeightMatrix o_proj;          // [hidden, heads * head_dim]
-    Vector q_bias, k_bias, v_bias, o_bias;  // empty when the architecture has none
-    Vector q_norm, k_norm;       // [head_dim] (Qwen3) or empty
-    Vector post_attention_norm;  // [hidden]
-    ops::WeightMatrix gate_proj, up_proj;  // [intermediate, hidden]
-    ops::WeightMatrix down_proj;           // [hidden, intermediate]
-  };
-
-  // The intermediate tensors of one forward pass, reused by every layer: a prefill's are large,
-  // and memory allocated anew for each layer would be mapped and zeroed again each time.
-  struct Activations {
-    Matrix h;             // [tokens, hidden] a block's normed input
-    Matrix q, k, v;       // [tokens, heads * head_dim], [tokens, kv_heads * head_dim] twice
-    Matrix attended;      // [tokens, heads * head_dim]
-    Matrix gate, up;      // [tokens, intermediate]
-    Matrix out;           // [tokens, hidden] a block's output
-  };
-
-  // One decoder layer, as the architecture reads.  x: [tokens, hidden], updated in place.
-  void decoder_layer(std::size_t l, Matrix& x, const PackedBatch& batch, std::span<const QuerySpan> spans,
-                     const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads, Activations& a) const {
-    const Layer& w = layers_[l];
-    ops::rms_norm(x, w.input_norm, config_.rms_norm_eps, a.h, threads);
-    x += self_attention(l, a.h, batch, spans, rope, cache, threads, a);  // residual
-    ops::rms_norm(x, w.post_attention_norm, config_.rms_norm_eps, a.h, threads);
-    x += mlp(w, a.h, threads, a);                                        // residual
-  }
-
-  // h: [tokens, hidden] -> a.out [tokens, hidden]
-  const Matrix& self_attention(std::size_t l, const Matrix& h, const PackedBatch& batch, std::span<const QuerySpan> spans,
-                               const ops::RopeTable<Scalar>& rope, KVCache<Scalar>& cache, int threads,
-                               Activations& a) const {
-    const Layer& w = layers_[l];
-    const auto head_dim = config_.head_dim;
-    Matrix &q = a.q, &k = a.k, &v = a.v;
-    project(h, w.q_proj, w.q_bias, q, threads);  // [tokens, heads * head_dim]
-    project(h, w.k_proj, w.k_bias, k, threads);  // [tokens, kv_heads * head_dim]
-    project(h, w.v_proj, w.v_bias, v, threads);  // [tokens, kv_heads * head_dim]
-    if (config_.qk_norm) {  // per head, before RoPE
-      norm_heads(q, w.q_norm, threads);
-      norm_heads(k, w.k_norm, threads);
-    }
-    ops::apply_rope(q, rope, head_dim, threads);
-    ops::apply_rope(k, rope, head_dim, threads);
-    for (std::size_t r = 0; r < batch.rows(); ++r) {
-      const auto first = static_cast<Eigen::Index>(batch.row_offsets[r]);
-      cache.append(l, batch.cache_rows[r], k.row(first).data(), v.row(first).data(), batch.row_length(r));
-    }
-    const auto window = config_.layer_window(l);  // Mistral, or Qwen layers that slide
-    ops::attend(q, spans, cache, l, static_cast<std::size_t>(config_.num_heads),
-                static_cast<std::size_t>(config_.num_kv_heads), static_cast<std::size_t>(head_dim), a.attended, threads,
-                window ? std::optional<std::size_t>(static_cast<std::size_t>(*window)) : std::nullopt);
-    project(a.attended, w.o_proj, w.o_bias, a.out, threads);  // [tokens, hidden]
-    return a.out;
-  }
-
-  // The SwiGLU MLP.  h: [tokens, hidden] -> a.out [tokens, hidden]
-  const Matrix& mlp(const Layer& w, const Matrix& h, int threads, Activations& a) const {
-    ops::matmul_transposed(h, w.gate_proj, a.gate, threads);  // [tokens, intermediate]
-    ops::matmul_transposed(h, w.up_proj, a.up, threads);      // [tokens, intermediate]
-    ops::swiglu(a.gate, a.up, threads);
-    ops::matmul_transposed(a.gate, w.down_proj, a.out, threads);  // [tokens, hidden]
-    return a.out;
-  }
-
-  // y = x · Wᵀ + bias.
-  static void project(const Matrix& x, const ops::WeightMatrix& weight, const Vector& bias, Matrix& y, int threads) {
-    ops::matmul_transposed(x, weight, y, threads);
-    if (bias.size() > 0) y.rowwise() += bias.transpose();
-  }
-
-  // RMSNorm of every head of every token.  x: [tokens, heads * head_dim]
-  void norm_heads(Matrix& x, const Vector& weight, int threads) const {
-    Eigen::Map<Matrix> heads(x.data(), x.rows() * (x.cols() / config_.head_dim), config_.head_dim);
-    ops::rms_norm(heads, weight, config_.rms_norm_eps, heads, threads);
-  }
-
   // tokens -> [tokens, hidden]
   Matrix embed(std::span<const std::int32_t> tokens) const {
     Matrix x(static_cast<Eigen::Index>(tokens.size()), config_.hidden_size);
@@ -260,7 +183,8 @@ class Model {
   std::vector<double> inverse_frequencies_;  // [head_dim / 2]
   ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored, row-major in place (in
                                              // panels when it is also the head); never quantized
-  std::vector<Layer> layers_;
+  std::vector<LayerSpec> specs_;                  // [layers] what each layer does (ModelConfig::layer)
+  std::vector<DecoderWeights<Scalar>> layers_;   // [layers]
   Vector final_norm_;                        // [hidden]
   std::optional<ops::WeightMatrix> lm_head_; // [vocab, hidden]; unset when tied and not quantized
 };
@@ -383,6 +307,7 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   Model model;
   model.config_ = ModelConfig::load(dir);
   const ModelConfig& c = model.config_;
+  const TensorNames& names = find_family(c.model_type)->names;
   const detail::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
                                           options.weights);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
@@ -390,38 +315,41 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   // The embedding table is looked up a row at a time, so it stays as stored, in place; tied to the
   // output head (and not quantized for it), it is packed for the head and looked up in its panels.
   const bool head_is_embedding = c.tie_word_embeddings && options.weights != WeightFormat::Int8;
-  model.embed_tokens_ = head_is_embedding
-                            ? read.matrix("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored)
-                            : read.row_major("model.embed_tokens.weight", c.vocab_size, hidden, WeightFormat::AsStored);
+  const std::string embed(names.embed);
+  model.embed_tokens_ = head_is_embedding ? read.matrix(embed, c.vocab_size, hidden, WeightFormat::AsStored)
+                                          : read.row_major(embed, c.vocab_size, hidden, WeightFormat::AsStored);
   for (std::int64_t i = 0; i < c.num_layers; ++i) {
-    const std::string p = "model.layers." + std::to_string(i) + ".";
-    Layer w;
-    w.input_norm = read.vector(p + "input_layernorm.weight", hidden);
-    w.q_proj = read.matrix(p + "self_attn.q_proj.weight", c.q_dim(), hidden);
-    w.k_proj = read.matrix(p + "self_attn.k_proj.weight", c.kv_dim(), hidden);
-    w.v_proj = read.matrix(p + "self_attn.v_proj.weight", c.kv_dim(), hidden);
-    w.o_proj = read.matrix(p + "self_attn.o_proj.weight", hidden, c.q_dim());
-    if (c.qkv_bias) {
-      w.q_bias = read.vector(p + "self_attn.q_proj.bias", c.q_dim());
-      w.k_bias = read.vector(p + "self_attn.k_proj.bias", c.kv_dim());
-      w.v_bias = read.vector(p + "self_attn.v_proj.bias", c.kv_dim());
+    const LayerSpec spec = c.layer(static_cast<std::size_t>(i));
+    auto name = [&](std::string_view tensor) { return names.layer(i, tensor); };
+    auto bias = [&](std::string_view weight) { return names.layer(i, TensorNames::bias_of(weight)); };
+    DecoderWeights<Scalar> w;
+    w.input_norm = read.vector(name(names.input_norm), hidden);
+    w.q_proj = read.matrix(name(names.q_proj), c.q_dim(), hidden);
+    w.k_proj = read.matrix(name(names.k_proj), c.kv_dim(), hidden);
+    w.v_proj = read.matrix(name(names.v_proj), c.kv_dim(), hidden);
+    w.o_proj = read.matrix(name(names.o_proj), hidden, c.q_dim());
+    if (spec.qkv_bias) {
+      w.q_bias = read.vector(bias(names.q_proj), c.q_dim());
+      w.k_bias = read.vector(bias(names.k_proj), c.kv_dim());
+      w.v_bias = read.vector(bias(names.v_proj), c.kv_dim());
     }
-    if (c.o_bias) w.o_bias = read.vector(p + "self_attn.o_proj.bias", hidden);
-    if (c.qk_norm) {
-      w.q_norm = read.vector(p + "self_attn.q_norm.weight", c.head_dim);
-      w.k_norm = read.vector(p + "self_attn.k_norm.weight", c.head_dim);
+    if (spec.o_bias) w.o_bias = read.vector(bias(names.o_proj), hidden);
+    if (spec.qk_norm == QkNorm::PerHead) {
+      w.q_norm = read.vector(name(names.q_norm), c.head_dim);
+      w.k_norm = read.vector(name(names.k_norm), c.head_dim);
     }
-    w.post_attention_norm = read.vector(p + "post_attention_layernorm.weight", hidden);
-    w.gate_proj = read.matrix(p + "mlp.gate_proj.weight", inter, hidden);
-    w.up_proj = read.matrix(p + "mlp.up_proj.weight", inter, hidden);
-    w.down_proj = read.matrix(p + "mlp.down_proj.weight", hidden, inter);
+    w.post_attention_norm = read.vector(name(names.post_attention_norm), hidden);
+    w.gate_proj = read.matrix(name(names.gate_proj), inter, hidden);
+    w.up_proj = read.matrix(name(names.up_proj), inter, hidden);
+    w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
+    model.specs_.push_back(spec);
     model.layers_.push_back(std::move(w));
   }
-  model.final_norm_ = read.vector("model.norm.weight", hidden);
+  model.final_norm_ = read.vector(std::string(names.final_norm), hidden);
   if (!c.tie_word_embeddings) {
-    model.lm_head_ = read.matrix("lm_head.weight", c.vocab_size, hidden);
+    model.lm_head_ = read.matrix(std::string(names.lm_head), c.vocab_size, hidden);
   } else if (options.weights == WeightFormat::Int8) {  // the head is quantized, the lookup table is not
-    model.lm_head_ = read.matrix("model.embed_tokens.weight", c.vocab_size, hidden);
+    model.lm_head_ = read.matrix(embed, c.vocab_size, hidden);
   }
   return model;
 }

@@ -20,6 +20,7 @@
 // (a GQA group), so each key block is read once for all of them.
 
 #include <algorithm>
+#include <concepts>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -31,7 +32,7 @@
 #include <Eigen/Core>
 
 #include "../detail/parallel.hpp"
-#include "../kv_cache.hpp"
+#include "../kv/cache.hpp"
 #include "exp.hpp"
 #include "matrix.hpp"
 #include "simd.hpp"
@@ -242,9 +243,10 @@ inline constexpr std::size_t query_run = 8;
 // out[t, h] = Σ_j softmax_j(q[t, h] · k_j / √head_dim) v_j over the keys the query sees.
 //   q: [tokens, heads * head_dim]; keys and values of head h come from kv head h / (heads / kv_heads).
 //   out: resized to [tokens, heads * head_dim]. `window`: see above; unset sees every key.
-template <class Scalar>
+template <class Scalar, KeyValueCache Cache>
+  requires std::same_as<typename Cache::scalar_type, Scalar>
 void attend(const Matrix<Scalar>& q,
-            std::span<const QuerySpan> spans, const KVCache<Scalar>& cache, std::size_t layer,
+            std::span<const QuerySpan> spans, const Cache& cache, std::size_t layer,
             std::size_t heads, std::size_t kv_heads, std::size_t head_dim,
             Matrix<Scalar>& out, int threads, std::optional<std::size_t> window = std::nullopt) {
   using S = ops::detail::Simd<Scalar>;
@@ -271,6 +273,7 @@ void attend(const Matrix<Scalar>& q,
 
   maskgen::detail::parallel_for_dynamic(items, threads, 1, [&](std::size_t begin, std::size_t end) {
     thread_local std::vector<Scalar> scores, sums;
+    thread_local std::vector<KeyValueRun<Scalar>> runs_of_keys;
     for (std::size_t item = begin; item < end; ++item) {
       const std::size_t run = item / kv_heads, g = item % kv_heads;
       const std::size_t t0 = runs[run], t1 = runs[run + 1], tokens = t1 - t0;
@@ -280,21 +283,25 @@ void attend(const Matrix<Scalar>& q,
         lo = std::min(lo, first_key(spans[t]));
         hi = std::max(hi, spans[t].keys);
       }
-      const Scalar* k = cache.keys(layer, row, g);    // [keys, head_dim]
-      const Scalar* v = cache.values(layer, row, g);  // [keys, head_dim]
+      runs_of_keys.clear();
+      cache.runs(layer, row, g, lo, hi, runs_of_keys);  // keys and values [lo, hi), [keys, head_dim] each
       const std::size_t width = hi - lo + 2 * L;      // a query's scores, with room to pad
       const std::size_t queries = tokens * group;     // query (t - t0) * group + h % group
       scores.resize(queries * width);
       sums.resize(queries);
       auto query_scores = [&](std::size_t t, std::size_t hg) { return scores.data() + ((t - t0) * group + hg) * width; };
 
-      // Scores, a block of L keys at a time.
-      for (std::size_t j0 = lo; j0 < hi; j0 += L) {
-        for (std::size_t t = t0; t < t1; ++t) {
-          if (j0 >= spans[t].keys || j0 + L <= first_key(spans[t])) continue;
-          for (std::size_t hg = 0; hg < group; ++hg) {
-            const Scalar* qv = q.row(static_cast<Eigen::Index>(t)).data() + (g * group + hg) * head_dim;
-            detail::score_keys(qv, k, j0, hi, head_dim, scale, query_scores(t, hg) + (j0 - lo));
+      // Scores, a block of L keys of a run at a time (a block that passes the run's end writes
+      // scores there that the next run, or the softmax's padding, overwrites).
+      for (const KeyValueRun<Scalar>& run : runs_of_keys) {
+        for (std::size_t j0 = run.first; j0 < run.first + run.count; j0 += L) {
+          for (std::size_t t = t0; t < t1; ++t) {
+            if (j0 >= spans[t].keys || j0 + L <= first_key(spans[t])) continue;
+            for (std::size_t hg = 0; hg < group; ++hg) {
+              const Scalar* qv = q.row(static_cast<Eigen::Index>(t)).data() + (g * group + hg) * head_dim;
+              detail::score_keys(qv, run.keys, j0 - run.first, run.count, head_dim, scale,
+                                 query_scores(t, hg) + (j0 - lo));
+            }
           }
         }
       }
@@ -314,12 +321,17 @@ void attend(const Matrix<Scalar>& q,
         }
       }
       constexpr std::size_t value_block = 32;
-      for (std::size_t j0 = lo; j0 < hi; j0 += value_block) {
-        for (std::size_t t = t0; t < t1; ++t) {
-          const std::size_t a = std::max(j0, first_key(spans[t])), b = std::min(j0 + value_block, spans[t].keys);
-          for (std::size_t hg = 0; hg < group && a < b; ++hg) {
-            Scalar* o = out.row(static_cast<Eigen::Index>(t)).data() + (g * group + hg) * head_dim;
-            detail::add_weighted(query_scores(t, hg) + (a - lo), v + a * head_dim, b - a, head_dim, o);
+      for (const KeyValueRun<Scalar>& run : runs_of_keys) {
+        const std::size_t run_end = run.first + run.count;
+        for (std::size_t j0 = run.first; j0 < run_end; j0 += value_block) {
+          for (std::size_t t = t0; t < t1; ++t) {
+            const std::size_t a = std::max(j0, first_key(spans[t]));
+            const std::size_t b = std::min({j0 + value_block, run_end, spans[t].keys});
+            for (std::size_t hg = 0; hg < group && a < b; ++hg) {
+              Scalar* o = out.row(static_cast<Eigen::Index>(t)).data() + (g * group + hg) * head_dim;
+              detail::add_weighted(query_scores(t, hg) + (a - lo), run.values + (a - run.first) * head_dim, b - a,
+                                   head_dim, o);
+            }
           }
         }
       }

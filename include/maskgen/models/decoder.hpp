@@ -1,0 +1,135 @@
+#pragma once
+// The decoder layer: one skeleton for every family, driven by the layer's LayerSpec
+// (models/layer_spec.hpp). Tokens are packed (no pads): x is [tokens, hidden], and each token's
+// keys and values go to its row of the cache before attention reads them.
+//
+//   h = RMSNorm(x);  x += o_proj(attention(RoPE(norm(q_proj h)), RoPE(norm(k_proj h)), v_proj h))
+//   h = RMSNorm(x);  x += down_proj(silu(gate_proj h) * up_proj h)
+
+#include <cstddef>
+#include <optional>
+#include <span>
+
+#include <Eigen/Core>
+
+#include "../batch.hpp"
+#include "../kv/cache.hpp"
+#include "../model_config.hpp"
+#include "../ops/attention.hpp"
+#include "../ops/matmul.hpp"
+#include "../ops/rms_norm.hpp"
+#include "../ops/rope.hpp"
+#include "../ops/swiglu.hpp"
+#include "../ops/weights.hpp"
+#include "layer_spec.hpp"
+
+namespace maskgen {
+
+// The weights of one decoder layer.
+template <class Scalar>
+struct DecoderWeights {
+  ops::Vector<Scalar> input_norm;              // [hidden]
+  ops::WeightMatrix q_proj;               // [heads * head_dim, hidden]
+  ops::WeightMatrix k_proj, v_proj;       // [kv_heads * head_dim, hidden]
+  ops::WeightMatrix o_proj;               // [hidden, heads * head_dim]
+  ops::Vector<Scalar> q_bias, k_bias, v_bias, o_bias;  // empty where the spec has none
+  ops::Vector<Scalar> q_norm, k_norm;          // [head_dim] with QkNorm::PerHead, else empty
+  ops::Vector<Scalar> post_attention_norm;     // [hidden]
+  ops::WeightMatrix gate_proj, up_proj;   // [intermediate, hidden]
+  ops::WeightMatrix down_proj;            // [hidden, intermediate]
+};
+
+// The intermediate tensors of one forward pass, reused by every layer: a prefill's are large,
+// and memory allocated anew for each layer would be mapped and zeroed again each time.
+template <class Scalar>
+struct Activations {
+  ops::Matrix<Scalar> h;         // [tokens, hidden] a block's normed input
+  ops::Matrix<Scalar> q, k, v;   // [tokens, heads * head_dim], [tokens, kv_heads * head_dim] twice
+  ops::Matrix<Scalar> attended;  // [tokens, heads * head_dim]
+  ops::Matrix<Scalar> gate, up;  // [tokens, intermediate]
+  ops::Matrix<Scalar> out;       // [tokens, hidden] a block's output
+};
+
+// What every layer of one forward pass shares.
+template <class Scalar, KeyValueCache Cache>
+struct DecoderPass {
+  const ModelConfig& config;
+  const PackedBatch& batch;
+  std::span<const QuerySpan> spans;    // [tokens] each token's cache row and keys seen
+  const ops::RopeTable<Scalar>& rope;  // [tokens] each token's rotation
+  Cache& cache;
+  int threads;
+  Activations<Scalar>& a;
+};
+
+namespace detail {
+
+// y = x · Wᵀ + bias.
+template <class Scalar>
+void project(const ops::Matrix<Scalar>& x, const ops::WeightMatrix& weight, const ops::Vector<Scalar>& bias,
+             ops::Matrix<Scalar>& y, int threads) {
+  ops::matmul_transposed(x, weight, y, threads);
+  if (bias.size() > 0) y.rowwise() += bias.transpose();
+}
+
+// RMSNorm of every head of every token.  x: [tokens, heads * head_dim]
+template <class Scalar>
+void norm_heads(ops::Matrix<Scalar>& x, const ops::Vector<Scalar>& weight, std::int64_t head_dim, double eps, int threads) {
+  Eigen::Map<ops::Matrix<Scalar>> heads(x.data(), x.rows() * (x.cols() / head_dim), head_dim);
+  ops::rms_norm(heads, weight, eps, heads, threads);
+}
+
+// Self-attention of layer l.  h: [tokens, hidden] -> p.a.out [tokens, hidden]
+template <class Scalar, class Cache>
+const ops::Matrix<Scalar>& self_attention(std::size_t l, const LayerSpec& spec, const DecoderWeights<Scalar>& w,
+                                          const ops::Matrix<Scalar>& h, DecoderPass<Scalar, Cache>& p) {
+  const ModelConfig& c = p.config;
+  Activations<Scalar>& a = p.a;
+  project(h, w.q_proj, w.q_bias, a.q, p.threads);  // [tokens, heads * head_dim]
+  project(h, w.k_proj, w.k_bias, a.k, p.threads);  // [tokens, kv_heads * head_dim]
+  project(h, w.v_proj, w.v_bias, a.v, p.threads);  // [tokens, kv_heads * head_dim]
+  if (spec.qk_norm == QkNorm::PerHead) {  // before RoPE
+    norm_heads(a.q, w.q_norm, c.head_dim, c.rms_norm_eps, p.threads);
+    norm_heads(a.k, w.k_norm, c.head_dim, c.rms_norm_eps, p.threads);
+  }
+  if (spec.rope) {
+    ops::apply_rope(a.q, p.rope, c.head_dim, p.threads);
+    ops::apply_rope(a.k, p.rope, c.head_dim, p.threads);
+  }
+  for (std::size_t r = 0; r < p.batch.rows(); ++r) {
+    const auto first = static_cast<Eigen::Index>(p.batch.row_offsets[r]);
+    p.cache.append(l, p.batch.cache_rows[r], a.k.row(first).data(), a.v.row(first).data(), p.batch.row_length(r));
+  }
+  const std::optional<std::size_t> window =
+      spec.window ? std::optional<std::size_t>(static_cast<std::size_t>(*spec.window)) : std::nullopt;
+  ops::attend(a.q, p.spans, p.cache, l, static_cast<std::size_t>(c.num_heads), static_cast<std::size_t>(c.num_kv_heads),
+              static_cast<std::size_t>(c.head_dim), a.attended, p.threads, window);
+  project(a.attended, w.o_proj, w.o_bias, a.out, p.threads);  // [tokens, hidden]
+  return a.out;
+}
+
+// The SwiGLU MLP.  h: [tokens, hidden] -> a.out [tokens, hidden]
+template <class Scalar>
+const ops::Matrix<Scalar>& mlp(const DecoderWeights<Scalar>& w, const ops::Matrix<Scalar>& h, int threads,
+                               Activations<Scalar>& a) {
+  ops::matmul_transposed(h, w.gate_proj, a.gate, threads);  // [tokens, intermediate]
+  ops::matmul_transposed(h, w.up_proj, a.up, threads);      // [tokens, intermediate]
+  ops::swiglu(a.gate, a.up, threads);
+  ops::matmul_transposed(a.gate, w.down_proj, a.out, threads);  // [tokens, hidden]
+  return a.out;
+}
+
+}  // namespace detail
+
+// One decoder layer, as the architecture reads.  x: [tokens, hidden], updated in place.
+template <class Scalar, class Cache>
+void decoder_layer(std::size_t l, const LayerSpec& spec, const DecoderWeights<Scalar>& w, ops::Matrix<Scalar>& x,
+                   DecoderPass<Scalar, Cache>& p) {
+  const double eps = p.config.rms_norm_eps;
+  ops::rms_norm(x, w.input_norm, eps, p.a.h, p.threads);
+  x += detail::self_attention(l, spec, w, p.a.h, p);  // residual
+  ops::rms_norm(x, w.post_attention_norm, eps, p.a.h, p.threads);
+  x += detail::mlp(w, p.a.h, p.threads, p.a);        // residual
+}
+
+}  // namespace maskgen

@@ -1,0 +1,50 @@
+#pragma once
+// Family: what a model family supplies. Its model_type names, its config rules beyond the fields
+// every family shares (config.hpp reads those), and its tensor names. Registering one is a line
+// in models/registry.hpp; its header lives beside this one.
+
+#include <string>
+#include <string_view>
+
+#include "../model_config.hpp"
+
+namespace maskgen {
+
+// Where a checkpoint keeps each tensor. Layer tensors are named layer_prefix + index + "." + name;
+// a projection's bias is its name with ".bias" for ".weight". The defaults are the names of
+// transformers' Llama and of the families that copied it.
+struct TensorNames {
+  std::string_view embed = "model.embed_tokens.weight";
+  std::string_view layer_prefix = "model.layers.";
+  std::string_view input_norm = "input_layernorm.weight";
+  std::string_view q_proj = "self_attn.q_proj.weight";
+  std::string_view k_proj = "self_attn.k_proj.weight";
+  std::string_view v_proj = "self_attn.v_proj.weight";
+  std::string_view o_proj = "self_attn.o_proj.weight";
+  std::string_view q_norm = "self_attn.q_norm.weight";
+  std::string_view k_norm = "self_attn.k_norm.weight";
+  std::string_view post_attention_norm = "post_attention_layernorm.weight";
+  std::string_view gate_proj = "mlp.gate_proj.weight";
+  std::string_view up_proj = "mlp.up_proj.weight";
+  std::string_view down_proj = "mlp.down_proj.weight";
+  std::string_view final_norm = "model.norm.weight";
+  std::string_view lm_head = "lm_head.weight";
+
+  std::string layer(std::int64_t index, std::string_view name) const {
+    return std::string(layer_prefix) + std::to_string(index) + "." + std::string(name);
+  }
+  static std::string bias_of(std::string_view weight) {
+    return std::string(weight.substr(0, weight.size() - std::string_view(".weight").size())) + ".bias";
+  }
+};
+
+struct Family {
+  std::string_view model_type;  // as config.json writes it
+  Architecture architecture = Architecture::Other;
+  // The family's rules, after the shared fields are read: biases, norms, and which layers slide
+  // (where config.json has no "layer_types") or skip RoPE.
+  void (*configure)(const detail::ConfigReader& config, ModelConfig& c, bool has_layer_types) = nullptr;
+  TensorNames names{};
+};
+
+}  // namespace maskgen
