@@ -200,50 +200,65 @@ class Interpreter final : private Context {
     for (std::size_t i = 0; i < targets.size(); ++i) assign(targets[i], items[i]);
   }
 
-  void exec_for(const Stmt& s) {
+  // The items a for loop runs over: with `for x in xs if cond`, those for which cond holds,
+  // filtered before the loop (loop.length counts what is left).
+  List loop_items(const Stmt& s) {
     List all = iterate(eval(*s.expr), s.line);
+    if (!s.condition) return all;
     List items;
-    if (s.condition) {  // `for x in xs if cond`: filtered before the loop (loop.length counts what is left)
-      for (const auto& item : all) {
-        scopes_.push_back(std::make_shared<Scope>());
-        try {
-          bind_targets(s, item);
-          const bool keep = eval(*s.condition).truthy();
-          scopes_.pop_back();
-          if (keep) items.push_back(item);
-        } catch (...) {
-          scopes_.pop_back();
-          throw;
-        }
+    for (const auto& item : all) {
+      scopes_.push_back(std::make_shared<Scope>());
+      try {
+        bind_targets(s, item);
+        const bool keep = eval(*s.condition).truthy();
+        scopes_.pop_back();
+        if (keep) items.push_back(item);
+      } catch (...) {
+        scopes_.pop_back();
+        throw;
       }
-    } else {
-      items = std::move(all);
     }
-    if (items.empty()) {
-      run(s.else_body);
-      return;
-    }
-    const auto n = static_cast<std::int64_t>(items.size());
-    Value loop = Value::dict({}, false);
-    DictData& l = loop.as_dict();
-    auto position = std::make_shared<std::int64_t>(0);  // what loop.cycle() reads
-    auto last_changed = std::make_shared<std::optional<Value>>();
+    return items;
+  }
+
+  // `loop` in a loop over n items: length, depth, cycle() and changed(), then the per-turn
+  // attributes, in a fixed order from items[turn] on, which exec_for updates in place.
+  struct Loop {
+    Value value;
+    std::size_t turn = 0;
+    std::shared_ptr<std::int64_t> position = std::make_shared<std::int64_t>(0);  // what loop.cycle() reads
+    std::shared_ptr<std::optional<Value>> last_changed = std::make_shared<std::optional<Value>>();
+  };
+  static Loop make_loop(std::int64_t n) {
+    Loop loop{Value::dict({}, false)};
+    DictData& l = loop.value.as_dict();
     l.set("length", Value(n));
     l.set("depth", Value(1));
     l.set("depth0", Value(0));
-    l.set("cycle", Value::function("loop.cycle", [position](CallArgs& a) -> Value {
+    l.set("cycle", Value::function("loop.cycle", [position = loop.position](CallArgs& a) -> Value {
             if (a.positional.empty()) throw template_error("no items for cycling given");
             return a.positional[static_cast<std::size_t>(*position) % a.positional.size()];
           }));
-    l.set("changed", Value::function("loop.changed", [last_changed](CallArgs& a) -> Value {
+    l.set("changed", Value::function("loop.changed", [last_changed = loop.last_changed](CallArgs& a) -> Value {
             const Value now = Value::list(a.positional);
             if (*last_changed && equal(**last_changed, now)) return Value(false);
             *last_changed = now;
             return Value(true);
           }));
-    // The per-turn attributes, in a fixed order after the ones above, updated in place.
-    const std::size_t turn = l.items.size();
+    loop.turn = l.items.size();
     for (const char* key : {"index0", "index", "revindex", "revindex0", "first", "last", "previtem", "nextitem"}) l.set(key, Value());
+    return loop;
+  }
+
+  void exec_for(const Stmt& s) {
+    const List items = loop_items(s);
+    if (items.empty()) {
+      run(s.else_body);
+      return;
+    }
+    const auto n = static_cast<std::int64_t>(items.size());
+    Loop loop = make_loop(n);
+    DictData& l = loop.value.as_dict();
     // One scope for the body, emptied at each turn (nothing keeps a loop body's scope: macros
     // capture only the template's top scope).
     scopes_.push_back(std::make_shared<Scope>());
@@ -256,11 +271,11 @@ class Interpreter final : private Context {
         scopes.pop_back();
         last_changed->reset();
       }
-    } end{scopes_, last_changed};
+    } end{scopes_, loop.last_changed};
     for (std::int64_t i = 0; i < n; ++i) {
       step(s.line);
-      *position = i;
-      auto* at = &l.items[turn];
+      *loop.position = i;
+      auto* at = &l.items[loop.turn];
       at[0].second = Value(i);
       at[1].second = Value(i + 1);
       at[2].second = Value(n - i);
@@ -270,7 +285,7 @@ class Interpreter final : private Context {
       at[6].second = i > 0 ? items[static_cast<std::size_t>(i - 1)] : Value::undefined("there is no previous item");
       at[7].second = i + 1 < n ? items[static_cast<std::size_t>(i + 1)] : Value::undefined("there is no next item");
       scopes_.back()->clear();
-      assign("loop", loop);
+      assign("loop", loop.value);
       bind_targets(s, items[static_cast<std::size_t>(i)]);
       run(s.body);
       if (flow_ == Flow::Break) {
@@ -554,32 +569,15 @@ class Interpreter final : private Context {
     }
   }
 
+  // The arithmetic operators and `~`, with Python's types; integers are 64-bit and fail where
+  // Python's would grow past that.
   Value binary(std::string_view op, const Value& a, const Value& b, int line) {
     if (op == "~") return bounded(to_string(a) + to_string(b), line);
     if (a.is_undefined()) undefined_used(a, line);
     if (b.is_undefined()) undefined_used(b, line);
     const bool ints = (a.is_int() || a.is_bool()) && (b.is_int() || b.is_bool());
     const bool numbers = a.is_number() && b.is_number();
-    auto type_error = [&]() -> Value {
-      fail(line, detail::cat("unsupported operand type(s) for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'"));
-    };
-    if (op == "+") {
-      if (ints) {
-        std::int64_t r;
-        if (__builtin_add_overflow(a.integer(), b.integer(), &r)) overflow(line);
-        return Value(r);
-      }
-      if (numbers) return Value(a.number() + b.number());
-      if (a.is_string() && b.is_string()) return bounded(a.as_string() + b.as_string(), line);
-      if (a.is_list() && b.is_list()) {
-        charge(a.as_list().items.size() + b.as_list().items.size(), line);
-        List items = a.as_list().items;
-        items.insert(items.end(), b.as_list().items.begin(), b.as_list().items.end());
-        return Value::list(std::move(items), a.as_list().tuple);
-      }
-      if (a.is_string()) fail(line, detail::cat("can only concatenate str (not \"", b.type_name(), "\") to str"));
-      return type_error();
-    }
+    if (op == "+") return plus(a, b, ints, numbers, line);
     if (op == "-") {
       if (ints) {
         std::int64_t r;
@@ -587,72 +585,106 @@ class Interpreter final : private Context {
         return Value(r);
       }
       if (numbers) return Value(a.number() - b.number());
-      return type_error();
+      operand_error(op, a, b, line);
     }
-    if (op == "*") {
-      if (ints) {
-        std::int64_t r;
-        if (__builtin_mul_overflow(a.integer(), b.integer(), &r)) overflow(line);
-        return Value(r);
-      }
-      if (numbers) return Value(a.number() * b.number());
-      const Value* seq = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
-      const Value* count = seq == &a ? &b : &a;
-      if (seq && (count->is_int() || count->is_bool())) {
-        std::int64_t n = std::max<std::int64_t>(0, count->integer());
-        const std::size_t unit = seq->is_string() ? seq->as_string().size() : seq->as_list().items.size();
-        if (unit == 0) n = 0;  // repeating nothing is nothing, however often
-        if (unit != 0 && static_cast<std::size_t>(n) > limits_.max_output / unit) fail(line, "repetition too large");
-        if (seq->is_string()) {
-          std::string out;
-          for (std::int64_t i = 0; i < n; ++i) out += seq->as_string();
-          return Value(std::move(out));
-        }
-        charge(static_cast<std::size_t>(n) * unit, line);
-        List out;
-        for (std::int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().items.begin(), seq->as_list().items.end());
-        return Value::list(std::move(out));
-      }
-      return type_error();
-    }
+    if (op == "*") return times(a, b, ints, numbers, line);
     if (op == "/") {
-      if (!numbers) return type_error();
+      if (!numbers) operand_error(op, a, b, line);
       if (b.number() == 0) fail(line, "division by zero");
       return Value(a.number() / b.number());
     }
     if (op == "//" || op == "%") {
-      if (!numbers) return type_error();
-      if (ints) {
-        const std::int64_t x = a.integer(), y = b.integer();
-        if (y == 0) fail(line, op == "//" ? "integer division or modulo by zero" : "integer modulo by zero");
-        if (x == std::numeric_limits<std::int64_t>::min() && y == -1) overflow(line);
-        std::int64_t q = x / y, r = x % y;
-        if (r != 0 && ((r < 0) != (y < 0))) {
-          --q;
-          r += y;
-        }
-        return Value(op == "//" ? q : r);
-      }
-      const double x = a.number(), y = b.number();
-      if (y == 0) fail(line, "float division by zero");
-      double r = std::fmod(x, y);
-      if (r != 0 && ((r < 0) != (y < 0))) r += y;
-      return Value(op == "%" ? r : std::floor(x / y));
+      if (!numbers) operand_error(op, a, b, line);
+      return floor_divide(op == "//", a, b, ints, line);
     }
     if (op == "**") {
-      if (!numbers) return type_error();
-      if (ints && b.integer() >= 0) {
-        std::int64_t r = 1, base = a.integer();
-        for (std::int64_t e = b.integer(); e > 0; e >>= 1) {  // by squaring: 63 rounds at most
-          if ((e & 1) && __builtin_mul_overflow(r, base, &r)) overflow(line);
-          if (e > 1 && __builtin_mul_overflow(base, base, &base)) overflow(line);
-        }
-        return Value(r);
-      }
-      if (a.number() == 0 && b.number() < 0) fail(line, "0.0 cannot be raised to a negative power");
-      return Value(std::pow(a.number(), b.number()));
+      if (!numbers) operand_error(op, a, b, line);
+      return power(a, b, ints, line);
     }
     fail(line, detail::cat("unknown operator ", op));
+  }
+
+  [[noreturn]] static void operand_error(std::string_view op, const Value& a, const Value& b, int line) {
+    fail(line, detail::cat("unsupported operand type(s) for ", op, ": '", a.type_name(), "' and '", b.type_name(), "'"));
+  }
+
+  // a + b: numbers, or strings or lists concatenated.
+  Value plus(const Value& a, const Value& b, bool ints, bool numbers, int line) {
+    if (ints) {
+      std::int64_t r;
+      if (__builtin_add_overflow(a.integer(), b.integer(), &r)) overflow(line);
+      return Value(r);
+    }
+    if (numbers) return Value(a.number() + b.number());
+    if (a.is_string() && b.is_string()) return bounded(a.as_string() + b.as_string(), line);
+    if (a.is_list() && b.is_list()) {
+      charge(a.as_list().items.size() + b.as_list().items.size(), line);
+      List items = a.as_list().items;
+      items.insert(items.end(), b.as_list().items.begin(), b.as_list().items.end());
+      return Value::list(std::move(items), a.as_list().tuple);
+    }
+    if (a.is_string()) fail(line, detail::cat("can only concatenate str (not \"", b.type_name(), "\") to str"));
+    operand_error("+", a, b, line);
+  }
+
+  // a * b: numbers, or a string or list repeated (either side may be the count).
+  Value times(const Value& a, const Value& b, bool ints, bool numbers, int line) {
+    if (ints) {
+      std::int64_t r;
+      if (__builtin_mul_overflow(a.integer(), b.integer(), &r)) overflow(line);
+      return Value(r);
+    }
+    if (numbers) return Value(a.number() * b.number());
+    const Value* seq = a.is_string() || a.is_list() ? &a : b.is_string() || b.is_list() ? &b : nullptr;
+    const Value* count = seq == &a ? &b : &a;
+    if (!seq || !(count->is_int() || count->is_bool())) operand_error("*", a, b, line);
+    std::int64_t n = std::max<std::int64_t>(0, count->integer());
+    const std::size_t unit = seq->is_string() ? seq->as_string().size() : seq->as_list().items.size();
+    if (unit == 0) n = 0;  // repeating nothing is nothing, however often
+    if (unit != 0 && static_cast<std::size_t>(n) > limits_.max_output / unit) fail(line, "repetition too large");
+    if (seq->is_string()) {
+      std::string out;
+      for (std::int64_t i = 0; i < n; ++i) out += seq->as_string();
+      return Value(std::move(out));
+    }
+    charge(static_cast<std::size_t>(n) * unit, line);
+    List out;
+    for (std::int64_t i = 0; i < n; ++i) out.insert(out.end(), seq->as_list().items.begin(), seq->as_list().items.end());
+    return Value::list(std::move(out));
+  }
+
+  // a // b (floor) or a % b, Python's: the remainder takes the divisor's sign.
+  static Value floor_divide(bool quotient, const Value& a, const Value& b, bool ints, int line) {
+    if (ints) {
+      const std::int64_t x = a.integer(), y = b.integer();
+      if (y == 0) fail(line, quotient ? "integer division or modulo by zero" : "integer modulo by zero");
+      if (x == std::numeric_limits<std::int64_t>::min() && y == -1) overflow(line);
+      std::int64_t q = x / y, r = x % y;
+      if (r != 0 && ((r < 0) != (y < 0))) {
+        --q;
+        r += y;
+      }
+      return Value(quotient ? q : r);
+    }
+    const double x = a.number(), y = b.number();
+    if (y == 0) fail(line, "float division by zero");
+    double r = std::fmod(x, y);
+    if (r != 0 && ((r < 0) != (y < 0))) r += y;
+    return Value(quotient ? std::floor(x / y) : r);
+  }
+
+  // a ** b: an int for ints and a non-negative exponent, else a float.
+  static Value power(const Value& a, const Value& b, bool ints, int line) {
+    if (ints && b.integer() >= 0) {
+      std::int64_t r = 1, base = a.integer();
+      for (std::int64_t e = b.integer(); e > 0; e >>= 1) {  // by squaring: 63 rounds at most
+        if ((e & 1) && __builtin_mul_overflow(r, base, &r)) overflow(line);
+        if (e > 1 && __builtin_mul_overflow(base, base, &base)) overflow(line);
+      }
+      return Value(r);
+    }
+    if (a.number() == 0 && b.number() < 0) fail(line, "0.0 cannot be raised to a negative power");
+    return Value(std::pow(a.number(), b.number()));
   }
 
   Value add(const Value& a, const Value& b, int line) override { return binary("+", a, b, line); }
