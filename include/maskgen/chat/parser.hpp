@@ -5,7 +5,9 @@
 // (calls), `| filter` and `is test`.
 //
 // Everything the parser does not implement is refused here, at compile time, with its line:
-// unknown filters and tests, tags such as {% include %}, {% call %} or recursive loops.
+// unknown filters and tests, tags such as {% include %}, {% call %} or recursive loops. The names
+// of filters, tests and methods are those of the interpreter's tables (filters.hpp, tests.hpp,
+// methods.hpp).
 
 #include <algorithm>
 #include <charconv>
@@ -17,7 +19,10 @@
 #include <string_view>
 #include <vector>
 
+#include "filters.hpp"
 #include "lexer.hpp"
+#include "methods.hpp"
+#include "tests.hpp"
 
 namespace maskgen::jinja {
 
@@ -57,71 +62,6 @@ struct Stmt {
   std::vector<std::pair<std::string, ExprPtr>> params;  // Macro parameters and defaults (may be null)
   Stmt(Kind k, int l) : kind(k), line(l) {}
 };
-
-// The names of the filters, tests and methods the interpreter implements.
-inline const std::set<std::string, std::less<>>& known_filters() {
-  static const std::set<std::string, std::less<>> names = {
-      "abs", "attr", "batch", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "first",
-      "float", "indent", "int", "items", "join", "last", "length", "list", "lower", "map", "max", "min",
-      "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "slice", "sort",
-      "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "wordcount"};
-  return names;
-}
-inline const std::set<std::string, std::less<>>& known_tests() {
-  static const std::set<std::string, std::less<>> names = {
-      "boolean", "callable", "defined", "divisibleby", "eq", "equalto", "even", "false", "float", "ge", "gt",
-      "greaterthan", "in", "integer", "iterable", "le", "lessthan", "lower", "lt", "mapping", "ne", "none",
-      "number", "odd", "sameas", "sequence", "string", "true", "undefined", "upper", "==", "!=", "<", "<=",
-      ">", ">="};
-  return names;
-}
-// Methods, by the type they belong to: those the interpreter implements, and those jinja2's
-// sandbox refuses because they would modify a value. One list serves the parser's compile-time
-// check and the interpreter's lookups.
-using NameSet = std::set<std::string, std::less<>>;
-inline const NameSet& string_methods() {
-  static const NameSet names = {
-      "capitalize", "count", "endswith", "find", "index", "isalnum", "isalpha", "isdigit", "islower", "isspace",
-      "isupper", "join", "lower", "lstrip", "replace", "rfind", "rsplit", "rstrip", "split", "splitlines",
-      "startswith", "strip", "swapcase", "title", "upper"};
-  return names;
-}
-inline const NameSet& dict_methods() {
-  static const NameSet names = {"get", "items", "keys", "values"};
-  return names;
-}
-inline const NameSet& list_methods() {
-  static const NameSet names = {"count", "index"};
-  return names;
-}
-inline const NameSet& unsafe_dict_methods() {
-  static const NameSet names = {"clear", "copy", "fromkeys", "pop", "popitem", "setdefault", "update"};
-  return names;
-}
-inline const NameSet& unsafe_list_methods() {
-  static const NameSet names = {"append", "clear", "copy", "extend", "insert", "pop", "remove", "reverse", "sort"};
-  return names;
-}
-// Of which types a name is a method, as bits: looked up once, when an attribute is parsed.
-enum MethodOf : std::uint8_t { string_method = 1, dict_method = 2, list_method = 4, unsafe_dict_method = 8, unsafe_list_method = 16 };
-inline std::uint8_t method_kinds(std::string_view name) {
-  std::uint8_t bits = 0;
-  if (string_methods().count(name)) bits |= string_method;
-  if (dict_methods().count(name)) bits |= dict_method;
-  if (list_methods().count(name)) bits |= list_method;
-  if (unsafe_dict_methods().count(name)) bits |= unsafe_dict_method;
-  if (unsafe_list_methods().count(name)) bits |= unsafe_list_method;
-  return bits;
-}
-
-// Whether calling `.name(...)` can mean anything here (loop.cycle and loop.changed included);
-// calling any other name is refused at compile time.
-inline bool is_known_method(std::string_view name) {
-  for (const NameSet* set : {&string_methods(), &dict_methods(), &list_methods(), &unsafe_dict_methods(), &unsafe_list_methods()}) {
-    if (set->count(name)) return true;
-  }
-  return name == "cycle" || name == "changed";
-}
 
 class Parser {
  public:
@@ -717,7 +657,7 @@ class Parser {
     const int line = peek().line;
     std::string name = expect_name();
     while (accept_op(".")) name += "." + expect_name();
-    if (!known_filters().count(name)) {
+    if (!find_filter(name)) {
       if (name == "format" || name == "center" || name == "urlencode" || name == "xmlattr" || name == "pprint" ||
           name == "filesizeformat" || name == "striptags" || name == "wordwrap" || name == "groupby" ||
           name == "forceescape" || name == "urlize" || name == "random") {
@@ -749,7 +689,7 @@ class Parser {
         } else {
           syntax_error(line, detail::cat("expected a test name, got ", describe(peek())));
         }
-        if (!known_tests().count(t->name)) {
+        if (!find_test(t->name)) {
           syntax_error(line, detail::cat("No test named '", t->name, "'."));
         }
         t->a = std::move(e);
