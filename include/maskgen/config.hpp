@@ -18,6 +18,7 @@
 
 #include "detail/json_file.hpp"
 #include "error.hpp"
+#include "weights/quantization_config.hpp"
 
 namespace maskgen {
 
@@ -243,6 +244,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   } else {
     r.fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports llama, mistral, qwen2 and qwen3"));
   }
+  weights::check_quantization_config(j, source);  // tensors are read as stored
   using L = ConfigLimits;
   c.vocab_size = r.positive_int("vocab_size", L::vocab_size);
   c.hidden_size = r.positive_int("hidden_size", L::hidden_size);
