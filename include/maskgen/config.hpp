@@ -13,6 +13,7 @@
 #include "error.hpp"
 #include "model_config.hpp"
 #include "models/registry.hpp"
+#include "weights/quantization_config.hpp"
 
 namespace maskgen {
 
@@ -25,6 +26,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   const Family* family = find_family(c.model_type);
   if (!family) r.fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports ", supported_model_types()));
   c.architecture = family->architecture;
+  weights::check_quantization_config(j, source);  // tensors are read as stored
   using L = ConfigLimits;
   c.vocab_size = r.positive_int("vocab_size", L::vocab_size);
   c.hidden_size = r.positive_int("hidden_size", L::hidden_size);

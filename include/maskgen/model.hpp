@@ -37,6 +37,7 @@
 #include "ops/rope.hpp"
 #include "padding.hpp"
 #include "safetensors.hpp"
+#include "weights/reader.hpp"
 
 namespace maskgen {
 
@@ -191,113 +192,32 @@ class Model {
 
 namespace detail {
 
-// Reads tensors of a checkpoint, checking shapes and finiteness: vectors into Scalar, matrices
-// in place as WeightMatrix views of the mapped file (or quantized to int8).
+// LoadOptions' WeightFormat as the weights reader's quantization.
+inline weights::Quantization quantization_of(WeightFormat format) {
+  return format == WeightFormat::Int8 ? weights::Quantization::Int8 : weights::Quantization::AsStored;
+}
+
+// Model::load's reader of the checkpoint's tensors (weights/reader.hpp), taking WeightFormat.
 template <class Scalar>
-class WeightReader {
+class WeightReader : public weights::WeightReader<Scalar> {
+  using Base = weights::WeightReader<Scalar>;
+  static std::optional<weights::Quantization> quantization_of(std::optional<WeightFormat> format) {
+    if (!format) return std::nullopt;
+    return detail::quantization_of(*format);
+  }
+
  public:
   WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, WeightFormat format)
-      : checkpoint_(std::move(checkpoint)), format_(format), threads_(resolve_thread_count(0, "threads")) {}
+      : Base(std::move(checkpoint), detail::quantization_of(format)) {}
 
-  // A projection's weights in the matmul kernel's panels (ops::pack_panels), in the stored element
-  // type (or int8 with WeightFormat::Int8). The panels replace the file's pages: those of the
-  // tensor leave the process's memory as they are packed.
   ops::WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
                            std::optional<WeightFormat> format = std::nullopt) const {
-    const ops::WeightMatrix w = row_major(name, rows, cols, format);
-    const bool mapped = w.keep == checkpoint_;
-    return ops::pack_panels(w, threads_, [&](std::size_t rows_done) {
-      if (mapped) release_mapped_pages(w.data, rows_done * w.cols * w.element_bytes());
-    });
+    return Base::matrix(name, rows, cols, quantization_of(format));
   }
-
-  // The same, row-major, read in place from the mapped file where the type allows (an embedding
-  // table that is only looked up).
   ops::WeightMatrix row_major(const std::string& name, std::int64_t rows, std::int64_t cols,
                               std::optional<WeightFormat> format = std::nullopt) const {
-    const TensorInfo& t = checked(name, {rows, cols});
-    const auto bytes = checkpoint_->file_of(name).bytes(name);
-    ops::WeightMatrix w{ops::WeightType::F32, bytes.data(), static_cast<std::size_t>(rows),
-                        static_cast<std::size_t>(cols), nullptr, false, checkpoint_};
-    switch (t.dtype) {
-      case DType::F32: w.type = ops::WeightType::F32; break;
-      case DType::BF16: w.type = ops::WeightType::BF16; break;
-      case DType::F16: w.type = ops::WeightType::F16; break;
-      case DType::F64:
-        if constexpr (std::is_same_v<Scalar, double>) {
-          w.type = ops::WeightType::F64;
-        } else {  // no float64 kernel for float activations: convert once
-          w = owned(checkpoint_->template load<Scalar>(name, {rows, cols}), rows, cols);
-        }
-        break;
-    }
-    if (format.value_or(format_) == WeightFormat::Int8) {
-      std::vector<float> wide(static_cast<std::size_t>(rows * cols));
-      checkpoint_->read(name, std::span<float>(wide));
-      release_mapped_pages(bytes.data(), bytes.size());  // the quantized copy replaces them
-      return ops::quantize_int8(wide.data(), w.rows, w.cols);
-    }
-    return w;
+    return Base::row_major(name, rows, cols, quantization_of(format));
   }
-
-  typename Model<Scalar>::Vector vector(const std::string& name, std::int64_t n) const {
-    checked(name, {n});
-    typename Model<Scalar>::Vector v(n);
-    checkpoint_->read(name, std::span<Scalar>(v.data(), static_cast<std::size_t>(n)));
-    return v;
-  }
-
- private:
-  // The tensor's info, after checking its shape and that every element is finite (a scan of the
-  // exponent bits, which reads the whole tensor once).
-  const TensorInfo& checked(const std::string& name, std::initializer_list<std::int64_t> shape) const {
-    const SafetensorsFile& file = checkpoint_->file_of(name);
-    const TensorInfo& t = file.info(name);
-    if (!std::ranges::equal(t.shape, shape)) {
-      throw format_error(cat("tensor \"", name, "\" in ", file.path(), " has shape ", shape_string(t.shape),
-                             "; expected ", shape_string(std::vector<std::int64_t>(shape))));
-    }
-    const auto bytes = file.bytes(name);
-    const auto first_bad = [&]<class Bits>(Bits exponent) -> std::optional<std::size_t> {
-      const std::size_t n = bytes.size() / sizeof(Bits);
-      Bits any = 0;  // one pass without branches; the position only when something was found
-      for (std::size_t i = 0; i < n; ++i) {
-        Bits v;
-        std::memcpy(&v, bytes.data() + i * sizeof v, sizeof v);
-        any |= static_cast<Bits>((v & exponent) == exponent);
-      }
-      if (!any) return std::nullopt;
-      for (std::size_t i = 0; i < n; ++i) {
-        Bits v;
-        std::memcpy(&v, bytes.data() + i * sizeof v, sizeof v);
-        if ((v & exponent) == exponent) return i;
-      }
-      return std::nullopt;
-    };
-    std::optional<std::size_t> bad;
-    switch (t.dtype) {
-      case DType::F32: bad = first_bad(std::uint32_t{0x7F800000}); break;
-      case DType::F64: bad = first_bad(std::uint64_t{0x7FF0000000000000}); break;
-      case DType::BF16: bad = first_bad(std::uint16_t{0x7F80}); break;
-      case DType::F16: bad = first_bad(std::uint16_t{0x7C00}); break;
-    }
-    if (bad) {
-      throw format_error(cat("tensor ", name, " in ", file.path(), " holds a non-finite value (inf or NaN) at element ",
-                             *bad));
-    }
-    return t;
-  }
-
-  static ops::WeightMatrix owned(std::vector<Scalar> values, std::int64_t rows, std::int64_t cols) {
-    auto storage = std::make_shared<std::vector<Scalar>>(std::move(values));
-    ops::WeightMatrix w = ops::view_weights(storage->data(), static_cast<std::size_t>(rows), static_cast<std::size_t>(cols));
-    w.keep = std::move(storage);
-    return w;
-  }
-
-  std::shared_ptr<const SafetensorsCheckpoint> checkpoint_;
-  WeightFormat format_;
-  int threads_;  // for packing: every core
 };
 
 }  // namespace detail

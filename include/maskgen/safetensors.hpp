@@ -12,9 +12,10 @@
 // Gaps between ranges and unused trailing bytes are allowed. Corrupt contents throw format_error;
 // missing or unreadable files throw io_error. Nothing reads out of bounds, whatever the input.
 //
-// Values are converted to the caller's scalar (float or double) at read time. Every conversion is
-// exact (F16 and BF16 are decoded bit by bit: subnormals, infinities and NaN payloads kept), except
-// F64 read into float, which rounds to nearest, ties to even (values beyond float's range become inf).
+// Values are converted to the caller's scalar (float or double) at read time by the dtype's codec
+// (weights/codec.hpp). Every conversion is exact (F16 and BF16 are decoded bit by bit: subnormals,
+// infinities and NaN payloads kept), except F64 read into float, which rounds to nearest, ties to
+// even (values beyond float's range become inf).
 
 #include <algorithm>
 #include <bit>
@@ -47,6 +48,7 @@
 
 #include "detail/json_file.hpp"
 #include "error.hpp"
+#include "weights/codec.hpp"
 
 namespace maskgen {
 
@@ -77,6 +79,9 @@ inline std::size_t dtype_size(DType dtype) {
   }
   return 0;
 }
+
+// The codec that reads `dtype`: every DType has one (weights/codec.hpp).
+inline weights::WeightType stored_type(DType dtype) { return *weights::codec_for_dtype(dtype_name(dtype)); }
 
 // One tensor of a safetensors file, as its header describes it (validated).
 struct TensorInfo {
@@ -421,91 +426,13 @@ inline ParsedHeader parse_header(std::span<const std::byte> file, const std::fil
 
 // ---- Decoding --------------------------------------------------------------------------------
 
-template <class Scalar>
-struct FloatBits;
-template <>
-struct FloatBits<float> {
-  using Uint = std::uint32_t;
-  static constexpr int exp_bits = 8;
-  static constexpr int mant_bits = 23;
-};
-template <>
-struct FloatBits<double> {
-  using Uint = std::uint64_t;
-  static constexpr int exp_bits = 11;
-  static constexpr int mant_bits = 52;
-};
-
-// The IEEE binary float with SrcExp exponent and SrcMant mantissa bits held in the low bits of
-// `src`, as a Scalar with at least as many of each: exact for every input. Infinities stay
-// infinite, NaNs keep sign and payload, and subnormals are normalized when Scalar's exponent is
-// wider (or stay subnormal when it is the same width, as for BF16 to float).
-template <TensorScalar Scalar, int SrcExp, int SrcMant>
-Scalar widen_float(std::uint64_t src) {
-  using Dst = FloatBits<Scalar>;
-  using Uint = typename Dst::Uint;
-  static_assert(SrcExp <= Dst::exp_bits && SrcMant <= Dst::mant_bits);
-  constexpr Uint src_exp_all = (Uint{1} << SrcExp) - 1;
-  constexpr Uint dst_exp_all = (Uint{1} << Dst::exp_bits) - 1;
-  constexpr Uint bias_delta = ((Uint{1} << (Dst::exp_bits - 1)) - 1) - ((Uint{1} << (SrcExp - 1)) - 1);
-  constexpr Uint src_hidden = Uint{1} << SrcMant;
-
-  const Uint sign = static_cast<Uint>((src >> (SrcExp + SrcMant)) & 1);
-  Uint exp = static_cast<Uint>((src >> SrcMant) & src_exp_all);
-  Uint mant = static_cast<Uint>(src & (src_hidden - 1));
-  if (exp == src_exp_all) {
-    exp = dst_exp_all;  // inf or NaN
-  } else if (exp != 0) {
-    exp += bias_delta;  // normal
-  } else if constexpr (SrcExp < Dst::exp_bits) {
-    if (mant != 0) {  // subnormal: 0.mant * 2^(1 - src_bias) becomes 1.m * 2^(e - dst_bias)
-      exp = 1 + bias_delta;
-      while (!(mant & src_hidden)) {
-        mant <<= 1;
-        --exp;
-      }
-      mant &= src_hidden - 1;
-    }
-  }
-  const Uint bits = (sign << (Dst::exp_bits + Dst::mant_bits)) | (exp << Dst::mant_bits) |
-                    (mant << (Dst::mant_bits - SrcMant));
-  return std::bit_cast<Scalar>(bits);
-}
-
-// Decodes `out.size()` little-endian elements of `dtype` from `src` (exactly that many bytes).
+// Decodes `out.size()` little-endian elements of `dtype` from `src` (exactly that many bytes), with
+// the codec that reads the dtype (weights/codec.hpp).
 template <TensorScalar Scalar>
 void decode(DType dtype, std::span<const std::byte> src, std::span<Scalar> out) {
   assert(src.size() == out.size() * dtype_size(dtype));
-  if (out.empty()) return;  // memcpy's pointers must be valid even for zero bytes
-  const std::byte* p = src.data();
-  switch (dtype) {
-    case DType::F32:
-      if constexpr (std::same_as<Scalar, float>) {
-        std::memcpy(out.data(), p, out.size_bytes());
-      } else {
-        for (std::size_t i = 0; i < out.size(); ++i) {
-          out[i] = widen_float<Scalar, 8, 23>(load_le<std::uint32_t>(p + 4 * i));
-        }
-      }
-      return;
-    case DType::F64:
-      if constexpr (std::same_as<Scalar, double>) {
-        std::memcpy(out.data(), p, out.size_bytes());
-      } else {
-        for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(load_le<double>(p + 8 * i));
-      }
-      return;
-    case DType::F16:
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i] = widen_float<Scalar, 5, 10>(load_le<std::uint16_t>(p + 2 * i));
-      }
-      return;
-    case DType::BF16:
-      for (std::size_t i = 0; i < out.size(); ++i) {
-        out[i] = widen_float<Scalar, 8, 7>(load_le<std::uint16_t>(p + 2 * i));
-      }
-      return;
-  }
+  weights::visit_codec(stored_type(dtype),
+                       [&]<class Codec>(Codec) { weights::widen_all<Codec>(src.data(), out.size(), out.data()); });
 }
 
 }  // namespace detail

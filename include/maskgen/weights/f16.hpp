@@ -1,0 +1,98 @@
+#pragma once
+// The F16 codec: IEEE half precision (5 exponent bits, 10 mantissa bits).
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <type_traits>
+
+#include "../ops/simd.hpp"
+#include "ieee.hpp"
+#include "weight_type.hpp"
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+#if defined(__AVX512F__) || defined(__F16C__)
+#define MASKGEN_HAS_F16C true
+#else
+#define MASKGEN_HAS_F16C false
+#endif
+
+namespace maskgen::weights {
+
+struct F16 {
+  using storage = std::uint16_t;
+  using format = IeeeFormat<std::uint16_t, 5, 10>;
+  static constexpr WeightType type = WeightType::F16;
+  static constexpr std::string_view name = "F16";
+  static constexpr std::string_view dtype = "F16";  // the safetensors dtype it reads
+
+  // The kernels' widening of one element: the magnitude bits moved into a float's exponent and
+  // mantissa, then scaled by 2^112 (the bias difference). Exact for normal and subnormal halves
+  // alike, so equal to widen<float> for every finite value (the loader refuses the others).
+  static float scalar(storage h) {
+    const float magnitude = std::bit_cast<float>(static_cast<std::uint32_t>(h & 0x7FFF) << 13) * 0x1p112f;
+    return (h & 0x8000) ? -magnitude : magnitude;
+  }
+
+  // Exact widening to Scalar, bit by bit: subnormals, infinities and NaN payloads kept.
+  template <WideScalar Scalar>
+  static Scalar widen(storage h) {
+    return format::widen_bits<Scalar>(h);
+  }
+
+  static std::optional<std::size_t> first_non_finite(std::span<const std::byte> bytes) {
+    return format::first_non_finite(bytes);
+  }
+
+  // ops::detail::Simd<Scalar>::lanes elements at p widened into a SIMD vector of Scalar, lane by
+  // lane as scalar() (vcvtph2ps where the target has it: exact, subnormals included).
+  template <class Scalar>
+  static void load(typename ops::detail::Simd<Scalar>::type& out, const storage* p) {
+    using S = ops::detail::Simd<Scalar>;
+    constexpr std::size_t n = S::lanes;
+#if defined(__AVX512F__) || defined(__AVX2__)
+    if constexpr (std::is_same_v<Scalar, float> && MASKGEN_HAS_F16C) {
+#if defined(__AVX512F__)
+      static_assert(n == 16);
+      const __m512 converted = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+      std::memcpy(&out, &converted, sizeof out);
+#else
+      static_assert(n == 8);
+#if defined(__F16C__)
+      const __m256 converted = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+      std::memcpy(&out, &converted, sizeof out);
+#endif
+#endif
+      return;
+    }
+#endif
+    using hv = typename ops::detail::Vector<std::uint16_t, n>::type;
+    using uv = typename ops::detail::Vector<std::uint32_t, n>::type;
+    using fv = typename ops::detail::Vector<float, n>::type;
+    hv raw;
+    std::memcpy(&raw, p, sizeof raw);
+    const uv wide = __builtin_convertvector(raw, uv);
+    // The magnitude into a float, scaled by 2^112, then the sign.
+    const uv bits = (wide & 0x7FFF) << 13;
+    fv f;
+    std::memcpy(&f, &bits, sizeof f);
+    f = f * 0x1p112f;
+    uv scaled;
+    std::memcpy(&scaled, &f, sizeof scaled);
+    scaled |= (wide & 0x8000) << 16;
+    std::memcpy(&f, &scaled, sizeof f);
+    if constexpr (std::is_same_v<Scalar, float>) {
+      out = f;
+    } else {
+      out = __builtin_convertvector(f, typename S::type);
+    }
+  }
+};
+
+}  // namespace maskgen::weights

@@ -1,0 +1,88 @@
+#pragma once
+// pack_panels: a weight matrix permuted once into the matmul kernel's panels, in its stored type.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <new>
+#include <vector>
+
+#include "../detail/parallel.hpp"
+#include "matrix.hpp"
+
+namespace maskgen::weights {
+
+// Memory for packed weights: 64-byte aligned (a cache line; every panel row starts on a vector).
+struct AlignedBytes {
+  explicit AlignedBytes(std::size_t n)
+      : size(n), data(static_cast<std::byte*>(::operator new(std::max<std::size_t>(n, 1), std::align_val_t{64}))) {}
+  ~AlignedBytes() { ::operator delete(data, std::align_val_t{64}); }
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+  std::size_t size;
+  std::byte* data;
+};
+
+// `w` in the matmul kernel's layout: an outer-product kernel streams k for a tile of output
+// columns, so the rows of W (the output columns) are grouped in panels of panel_cols rows, and each
+// panel is stored k-major: panel p holds rows [p * panel_cols, (p + 1) * panel_cols), as `cols`
+// groups of panel_cols elements (element c of every row of the panel side by side, at the slots of
+// panel_slot). Rows past the last are zero. The elements keep their stored type: the layout
+// is a permutation of the bytes, so the packed matrix costs what the stored one does (plus the
+// padding of the last panel). Int8 scales are copied and padded with zeros.
+//
+// Panels are packed in order, `threads` at a time; after every chunk of panels, `done(rows)` is
+// told how many leading rows of `w` have been read for the last time (so a caller can give back
+// the memory of the source as it goes).
+inline WeightMatrix pack_panels(const WeightMatrix& w, int threads = 1,
+                                const std::function<void(std::size_t)>& done = {}) {
+  if (w.panels) return w;
+  const std::size_t panels = w.panel_count(), esize = w.element_bytes(), k = w.cols;
+  const std::size_t panel_bytes = k * panel_cols * esize;
+  struct Storage {
+    explicit Storage(std::size_t bytes) : bytes(bytes) {}
+    AlignedBytes bytes;
+    std::vector<float> scales;
+  };
+  auto storage = std::make_shared<Storage>(panels * panel_bytes);
+  if (w.scales) {
+    storage->scales.assign(panels * panel_cols, 0.0f);
+    std::copy(w.scales, w.scales + w.rows, storage->scales.begin());
+  }
+  std::byte* out = storage->bytes.data;
+  std::size_t slot[panel_cols];
+  for (std::size_t i = 0; i < panel_cols; ++i) slot[i] = panel_slot(w.type, i) * esize;
+  // One panel: row by row (each a sequential read), each element to its place in every group.
+  auto pack_panel = [&](std::size_t p) {
+    std::byte* dst = out + p * panel_bytes;
+    const std::size_t rows = std::min(panel_cols, w.rows - p * panel_cols);
+    if (rows < panel_cols) std::memset(dst, 0, panel_bytes);
+    const std::size_t group = panel_cols * esize;
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::byte* src = w.data + (p * panel_cols + i) * k * esize;
+      std::byte* d = dst + slot[i];
+      switch (esize) {  // fixed-size copies, so each compiles to one move
+        case 1: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + c, 1); break;
+        case 2: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 2 * c, 2); break;
+        case 4: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 4 * c, 4); break;
+        default: for (std::size_t c = 0; c < k; ++c) std::memcpy(d + c * group, src + 8 * c, 8); break;
+      }
+    }
+  };
+  // Chunks of about 8 MiB of source, so the source can be given back while packing goes on.
+  const std::size_t chunk = std::max<std::size_t>(1, (std::size_t{8} << 20) / std::max<std::size_t>(panel_bytes, 1));
+  for (std::size_t p0 = 0; p0 < panels; p0 += chunk) {
+    const std::size_t p1 = std::min(panels, p0 + chunk);
+    maskgen::detail::parallel_for(p1 - p0, threads, [&](std::size_t b, std::size_t e) {
+      for (std::size_t p = p0 + b; p < p0 + e; ++p) pack_panel(p);
+    });
+    if (done) done(std::min(w.rows, p1 * panel_cols));
+  }
+  WeightMatrix packed{w.type, out, w.rows, w.cols, w.scales ? storage->scales.data() : nullptr, true, nullptr};
+  packed.keep = std::move(storage);
+  return packed;
+}
+
+}  // namespace maskgen::weights
