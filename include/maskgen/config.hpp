@@ -17,6 +17,18 @@
 
 namespace maskgen {
 
+namespace detail {
+
+// Special ids that config.json or generation_config.json states must lie in the vocabulary.
+inline void check_config_ids(const ConfigReader& r, const char* key, const std::vector<std::int32_t>& ids,
+                             std::int64_t vocab_size) {
+  for (const auto id : ids) {
+    if (id >= vocab_size) r.fail(key, cat(id, " is outside the vocabulary [0, ", vocab_size, ")"));
+  }
+}
+
+}  // namespace detail
+
 inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
   using detail::cat;
   if (!j.is_object()) throw format_error(cat(source, ": must hold a JSON object"));
@@ -80,9 +92,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   if (const auto bos = r.ids("bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();
   c.eos_token_ids = r.ids("eos_token_id");
   if (const auto pad = r.ids("pad_token_id"); !pad.empty()) c.pad_token_id = pad.front();
-  for (const auto id : c.eos_token_ids) {
-    if (id >= c.vocab_size) r.fail("eos_token_id", cat(id, " is outside the vocabulary [0, ", c.vocab_size, ")"));
-  }
+  detail::check_config_ids(r, "eos_token_id", c.eos_token_ids, c.vocab_size);
   return c;
 }
 
@@ -97,14 +107,10 @@ inline ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
     const detail::ConfigReader r(g, generation.string());
     if (r.has("eos_token_id")) {
       c.eos_token_ids = r.ids("eos_token_id");
-      for (const auto id : c.eos_token_ids) {
-        if (id >= c.vocab_size) r.fail("eos_token_id", detail::cat(id, " is outside the vocabulary [0, ", c.vocab_size, ")"));
-      }
+      detail::check_config_ids(r, "eos_token_id", c.eos_token_ids, c.vocab_size);
     }
     if (const auto pad = r.ids("pad_token_id"); !pad.empty()) {
-      if (pad.front() >= c.vocab_size) {
-        r.fail("pad_token_id", detail::cat(pad.front(), " is outside the vocabulary [0, ", c.vocab_size, ")"));
-      }
+      detail::check_config_ids(r, "pad_token_id", {pad.front()}, c.vocab_size);
       c.pad_token_id = pad.front();
     }
   }

@@ -329,10 +329,7 @@ class DecodeStream {
       : tokenizer_(&tokenizer), options_(options) {}
 
   std::string put(std::int32_t id) {
-    if (id < 0 || id >= tokenizer_->vocab_size()) {
-      throw argument_error(detail::cat("DecodeStream::put: id ", id, " is outside the vocabulary [0, ",
-                                       tokenizer_->vocab_size(), ")"));
-    }
+    detail::check_vocabulary_id(id, tokenizer_->vocab_size(), "DecodeStream::put: the id");
     const std::span<const std::int32_t> one(&id, 1);
     if (auto bytes = raw_bytes(one)) {
       pending_ += *bytes;

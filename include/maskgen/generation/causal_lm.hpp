@@ -6,7 +6,7 @@
 
 #include "../batch.hpp"
 #include "../config.hpp"
-#include "../model.hpp"
+#include "../models/model.hpp"
 #include "../ops/matrix.hpp"
 
 namespace maskgen {

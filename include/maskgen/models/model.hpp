@@ -1,0 +1,277 @@
+#pragma once
+// Model<Scalar>: a decoder-only transformer of a registered family (models/registry.hpp: llama,
+// mistral, qwen2, qwen3, smollm3), loaded from a Hugging Face folder and immutable afterwards, so
+// one model can serve many threads: the embedding, the decoder layers (models/decoder.hpp, each
+// as its family's LayerSpec says), the final norm and the output head.
+//
+// The public interface is padded (input_ids + attention_mask, as tokenizers return them); inside,
+// each row is reduced to its run of real tokens, the rows' tokens are packed into one matrix for
+// the projections, and attention runs over per-row caches of real tokens. Positions come from the
+// mask here, inside the forward pass: a real token's position is the number of real tokens before
+// it in its row (plus what the row's cache already holds).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "../batch.hpp"
+#include "../config.hpp"
+#include "../detail/parallel.hpp"
+#include "../error.hpp"
+#include "../kv/cache.hpp"
+#include "../ops/attention.hpp"
+#include "../ops/matmul.hpp"
+#include "../ops/rms_norm.hpp"
+#include "../ops/rope.hpp"
+#include "../ops/weights.hpp"
+#include "../padding.hpp"
+#include "../safetensors.hpp"
+#include "../weights/reader.hpp"
+#include "decoder.hpp"
+#include "registry.hpp"
+
+namespace maskgen {
+
+// Which positions get logits.
+enum class LogitsFor {
+  Last,  // each row's last real token: [batch, vocab], whichever side the row was padded on
+  All,   // every position: [batch * seq, vocab], row b * seq + t; pad positions hold zeros
+};
+
+// How Model::load keeps the weights of the projections and the output head.
+enum class WeightFormat {
+  AsStored,  // the checkpoint's own elements (F32, BF16, F16), read in place from the mapped file
+  Int8,      // quantized at load: symmetric int8, one float scale per output row (a copy)
+};
+
+struct LoadOptions {
+  WeightFormat weights = WeightFormat::AsStored;  // see WeightFormat
+};
+
+struct ForwardOptions {
+  LogitsFor logits = LogitsFor::Last;  // which positions get logits
+  int num_threads = 0;                 // threads for the kernels; 0 uses every core
+};
+
+template <class Scalar>
+class Model {
+ public:
+  using scalar_type = Scalar;
+  using cache_type = KVCache<Scalar>;
+  using Matrix = ops::Matrix<Scalar>;                      // row-major
+  using Vector = ops::Vector<Scalar>;
+
+  // Reads config.json and the safetensors weights. The matrices stay in the checkpoint's dtype
+  // (F32, BF16, F16; F64 is converted to Scalar). The projections and the output head are
+  // permuted once into the matmul kernel's panels (ops::pack_panels), which replace the mapped
+  // file's pages as they are written: a model costs its file size once, shared by every copy and
+  // thread (the packing costs load time: bench/RESULTS.md has figures). The embedding table is
+  // read in place from the memory-mapped file (from the panels when it is also the head).
+  // Kernels widen 16-bit elements to Scalar exactly, so results equal those of the float
+  // widening of the same checkpoint. Norm weights and biases are converted to Scalar. With WeightFormat::Int8 the projections and the output head are
+  // quantized at load instead.
+  static Model load(const std::filesystem::path& dir, const LoadOptions& options = {});
+
+  // The element type the projections are held in (the checkpoint's, or I8).
+  ops::WeightType weight_type() const { return layers_.front().q_proj.type; }
+
+  const ModelConfig& config() const { return config_; }
+
+  // An empty cache for `rows` rows.
+  KVCache<Scalar> make_cache(std::size_t rows) const { return KVCache<Scalar>(config_, rows); }
+
+  // Logits of a padded batch. With a cache, each row's real tokens continue that cache row (the
+  // cache must have as many rows as the batch); without one, each row starts fresh.
+  Matrix forward(const TokenMatrix& input_ids, const TokenMatrix& attention_mask,
+                 KVCache<Scalar>* cache = nullptr, const ForwardOptions& options = {}) const {
+    validate_batch(input_ids, attention_mask, config_.vocab_size);
+    const PackedBatch batch = pack(input_ids, attention_mask);
+    std::optional<KVCache<Scalar>> local;
+    if (!cache) cache = &local.emplace(make_cache(batch.rows()));
+    if (cache->rows() != batch.rows()) {
+      throw argument_error(detail::cat("cache has ", cache->rows(), " rows but the batch has ", batch.rows()));
+    }
+    const Matrix packed = forward_packed(batch, *cache, options);
+    if (options.logits == LogitsFor::Last) return packed;
+    return scatter_to_padded(packed, attention_mask);  // pads' logits stay zero
+  }
+
+  // Logits of a padding-free batch: [rows, vocab] (LogitsFor::Last) or [tokens, vocab] (All).
+  // Appends every row's tokens to its cache row.
+  Matrix forward_packed(const PackedBatch& batch, KVCache<Scalar>& cache, const ForwardOptions& options = {}) const {
+    const int threads = detail::resolve_thread_count(options.num_threads, "ForwardOptions::num_threads");
+    const std::vector<QuerySpan> spans = query_spans(batch, cache);  // validates lengths first
+    std::vector<std::int32_t> positions(spans.size());
+    for (std::size_t t = 0; t < spans.size(); ++t) positions[t] = static_cast<std::int32_t>(spans[t].keys - 1);
+    const ops::RopeTable<Scalar> rope(positions, inverse_frequencies_);
+
+    Matrix x = embed(batch.tokens);  // [tokens, hidden]
+    Activations<Scalar> a;
+    DecoderPass<Scalar, KVCache<Scalar>> pass{config_, batch, spans, rope, cache, threads, a};
+    for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, specs_[l], layers_[l], x, pass);
+    for (std::size_t r = 0; r < batch.rows(); ++r) cache.commit(batch.cache_rows[r], batch.row_length(r));
+
+    if (options.logits == LogitsFor::Last) {
+      Matrix last(static_cast<Eigen::Index>(batch.rows()), x.cols());  // [rows, hidden]
+      for (std::size_t r = 0; r < batch.rows(); ++r)
+        last.row(static_cast<Eigen::Index>(r)) = x.row(static_cast<Eigen::Index>(batch.row_offsets[r + 1] - 1));
+      return logits(last, threads);
+    }
+    return logits(x, threads);
+  }
+
+ private:
+  // tokens -> [tokens, hidden]
+  Matrix embed(std::span<const std::int32_t> tokens) const {
+    Matrix x(static_cast<Eigen::Index>(tokens.size()), config_.hidden_size);
+    for (std::size_t t = 0; t < tokens.size(); ++t) {
+      ops::weight_row(embed_tokens_, static_cast<std::size_t>(tokens[t]), x.row(static_cast<Eigen::Index>(t)).data());
+    }
+    return x;
+  }
+
+  // Final norm and output head.  x: [n, hidden] -> [n, vocab]
+  Matrix logits(const Matrix& x, int threads) const {
+    Matrix h(x.rows(), x.cols());
+    ops::rms_norm(x, final_norm_, config_.rms_norm_eps, h, threads);
+    Matrix out;
+    ops::matmul_transposed(h, lm_head_ ? *lm_head_ : embed_tokens_, out, threads);
+    return out;
+  }
+
+  // Where each packed token reads: its cache row, and how many keys it sees (its position + 1).
+  // Refuses contexts the model cannot attend over correctly.
+  std::vector<QuerySpan> query_spans(const PackedBatch& batch, const KVCache<Scalar>& cache) const {
+    using detail::cat;
+    if (batch.row_offsets.size() != batch.rows() + 1 || batch.row_offsets.back() != batch.tokens.size()) {
+      throw argument_error("PackedBatch: row_offsets must hold rows + 1 offsets ending at the token count");
+    }
+    if (cache.num_layers() != layers_.size() || cache.kv_heads() != static_cast<std::size_t>(config_.num_kv_heads) ||
+        cache.head_dim() != static_cast<std::size_t>(config_.head_dim)) {
+      throw argument_error(cat("cache was made for ", cache.num_layers(), " layers of ", cache.kv_heads(), " x ",
+                               cache.head_dim(), " KV heads; this model has ", layers_.size(), " layers of ",
+                               config_.num_kv_heads, " x ", config_.head_dim, " (use Model::make_cache)"));
+    }
+    std::vector<QuerySpan> spans;
+    spans.reserve(batch.tokens.size());
+    for (std::size_t r = 0; r < batch.rows(); ++r) {
+      const std::size_t row = batch.cache_rows[r];
+      if (row >= cache.rows()) throw argument_error(cat("PackedBatch row ", r, " names cache row ", row, " of ", cache.rows()));
+      const std::size_t before = cache.length(row), total = before + batch.row_length(r);
+      if (total > static_cast<std::size_t>(config_.max_position_embeddings)) {
+        throw argument_error(cat("row ", r, " would hold ", total, " tokens but the model's context is ",
+                                 config_.max_position_embeddings, " (max_position_embeddings)"));
+      }
+      for (std::size_t i = 0; i < batch.row_length(r); ++i) {
+        detail::check_vocabulary_id(batch.tokens[batch.row_offsets[r] + i], config_.vocab_size, "PackedBatch row ",
+                                    r, " token ", i);
+        spans.push_back({row, before + i + 1});
+      }
+    }
+    return spans;
+  }
+
+  ModelConfig config_;
+  std::vector<double> inverse_frequencies_;  // [head_dim / 2]
+  ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored, row-major in place (in
+                                             // panels when it is also the head); never quantized
+  std::vector<LayerSpec> specs_;                  // [layers] what each layer does (ModelConfig::layer)
+  std::vector<DecoderWeights<Scalar>> layers_;   // [layers]
+  Vector final_norm_;                        // [hidden]
+  std::optional<ops::WeightMatrix> lm_head_; // [vocab, hidden]; unset when tied and not quantized
+};
+
+namespace detail {
+
+// LoadOptions' WeightFormat as the weights reader's quantization.
+inline weights::Quantization quantization_of(WeightFormat format) {
+  return format == WeightFormat::Int8 ? weights::Quantization::Int8 : weights::Quantization::AsStored;
+}
+
+// Model::load's reader of the checkpoint's tensors (weights/reader.hpp), taking WeightFormat.
+template <class Scalar>
+class WeightReader : public weights::WeightReader<Scalar> {
+  using Base = weights::WeightReader<Scalar>;
+  static std::optional<weights::Quantization> quantization_of(std::optional<WeightFormat> format) {
+    if (!format) return std::nullopt;
+    return detail::quantization_of(*format);
+  }
+
+ public:
+  WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, WeightFormat format)
+      : Base(std::move(checkpoint), detail::quantization_of(format)) {}
+
+  ops::WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
+                           std::optional<WeightFormat> format = std::nullopt) const {
+    return Base::matrix(name, rows, cols, quantization_of(format));
+  }
+  ops::WeightMatrix row_major(const std::string& name, std::int64_t rows, std::int64_t cols,
+                              std::optional<WeightFormat> format = std::nullopt) const {
+    return Base::row_major(name, rows, cols, quantization_of(format));
+  }
+};
+
+}  // namespace detail
+
+template <class Scalar>
+Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOptions& options) {
+  Model model;
+  model.config_ = ModelConfig::load(dir);
+  const ModelConfig& c = model.config_;
+  const TensorNames& names = find_family(c.model_type)->names;
+  const detail::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
+                                          options.weights);
+  const auto hidden = c.hidden_size, inter = c.intermediate_size;
+  model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
+  // The embedding table is looked up a row at a time, so it stays as stored, in place; tied to the
+  // output head (and not quantized for it), it is packed for the head and looked up in its panels.
+  const bool head_is_embedding = c.tie_word_embeddings && options.weights != WeightFormat::Int8;
+  const std::string embed(names.embed);
+  model.embed_tokens_ = head_is_embedding ? read.matrix(embed, c.vocab_size, hidden, WeightFormat::AsStored)
+                                          : read.row_major(embed, c.vocab_size, hidden, WeightFormat::AsStored);
+  for (std::int64_t i = 0; i < c.num_layers; ++i) {
+    const LayerSpec spec = c.layer(static_cast<std::size_t>(i));
+    auto name = [&](std::string_view tensor) { return names.layer(i, tensor); };
+    auto bias = [&](std::string_view weight) { return names.layer(i, TensorNames::bias_of(weight)); };
+    DecoderWeights<Scalar> w;
+    w.input_norm = read.vector(name(names.input_norm), hidden);
+    w.q_proj = read.matrix(name(names.q_proj), c.q_dim(), hidden);
+    w.k_proj = read.matrix(name(names.k_proj), c.kv_dim(), hidden);
+    w.v_proj = read.matrix(name(names.v_proj), c.kv_dim(), hidden);
+    w.o_proj = read.matrix(name(names.o_proj), hidden, c.q_dim());
+    if (spec.qkv_bias) {
+      w.q_bias = read.vector(bias(names.q_proj), c.q_dim());
+      w.k_bias = read.vector(bias(names.k_proj), c.kv_dim());
+      w.v_bias = read.vector(bias(names.v_proj), c.kv_dim());
+    }
+    if (spec.o_bias) w.o_bias = read.vector(bias(names.o_proj), hidden);
+    if (spec.qk_norm == QkNorm::PerHead) {
+      w.q_norm = read.vector(name(names.q_norm), c.head_dim);
+      w.k_norm = read.vector(name(names.k_norm), c.head_dim);
+    }
+    w.post_attention_norm = read.vector(name(names.post_attention_norm), hidden);
+    w.gate_proj = read.matrix(name(names.gate_proj), inter, hidden);
+    w.up_proj = read.matrix(name(names.up_proj), inter, hidden);
+    w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
+    model.specs_.push_back(spec);
+    model.layers_.push_back(std::move(w));
+  }
+  model.final_norm_ = read.vector(std::string(names.final_norm), hidden);
+  if (!c.tie_word_embeddings) {
+    model.lm_head_ = read.matrix(std::string(names.lm_head), c.vocab_size, hidden);
+  } else if (options.weights == WeightFormat::Int8) {  // the head is quantized, the lookup table is not
+    model.lm_head_ = read.matrix(embed, c.vocab_size, hidden);
+  }
+  return model;
+}
+
+}  // namespace maskgen
