@@ -16,7 +16,7 @@
 
 #include <benchmark/benchmark.h>
 
-#include "random_model.hpp"
+#include "support/random_model.hpp"
 
 namespace {
 

@@ -1,9 +1,10 @@
 // Prefill, decode and the engine on one model folder, at real model sizes, with the machine's FP32
 // FMA peak and read bandwidth measured at the start of the same run:
 //   model_bench [--model DIR] [--int8] [--threads N] [--long] [Google Benchmark flags]
-// Without --model: a random model of TinyLlama-1.1B's shape in bfloat16 (tools/random_model.hpp),
-// written under TMPDIR on first use. Keep the folder in tmpfs while measuring (this machine kind
-// evicts idle file pages), and use bench/real_size_peers.sh to run it beside llama.cpp.
+// Without --model: a random model of TinyLlama-1.1B's shape in bfloat16
+// (tests/support/random_model.hpp), written under TMPDIR on first use. Keep the folder in tmpfs
+// while measuring (this machine kind evicts idle file pages), and use bench/real_size_peers.sh to
+// run it beside llama.cpp.
 //
 //   BM_Prefill/rows         rows prompts of 128 tokens at once (pp128 at 1, "16 x 128" at 16)
 //   BM_LongPrefill          one prompt of 2048 tokens (--long only: tens of seconds an iteration)
@@ -29,7 +30,7 @@
 #include <benchmark/benchmark.h>
 
 #include "machine.hpp"
-#include "random_model.hpp"
+#include "support/random_model.hpp"
 
 namespace {
 

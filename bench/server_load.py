@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives an OpenAI-style server (maskgen's examples/server or llama.cpp's llama-server) with
+"""Drives an OpenAI-style server (maskgen's server/ or llama.cpp's llama-server) with
 concurrent streaming clients and prints aggregate new tokens per second and time to first token.
 
 Each client sends REQUESTS requests one after another: a prompt of PROMPT_TOKENS random token ids

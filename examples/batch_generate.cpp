@@ -8,7 +8,7 @@
 
 #include <maskgen/maskgen.hpp>
 
-#include "cli.hpp"
+#include "support/cli.hpp"
 
 #include <chrono>
 #include <cstdlib>
@@ -19,7 +19,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "sort_reverse_task.hpp"
+#include "support/sort_reverse_task.hpp"
 
 namespace {
 

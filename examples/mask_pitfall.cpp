@@ -13,7 +13,7 @@
 
 #include <maskgen/maskgen.hpp>
 
-#include "cli.hpp"
+#include "support/cli.hpp"
 
 #include <cstdlib>
 #include <iomanip>
@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "sort_reverse_task.hpp"
+#include "support/sort_reverse_task.hpp"
 
 namespace {
 

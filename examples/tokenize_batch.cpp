@@ -7,7 +7,7 @@
 
 #include <maskgen/maskgen.hpp>
 
-#include "cli.hpp"
+#include "support/cli.hpp"
 
 #include <filesystem>
 #include <iostream>

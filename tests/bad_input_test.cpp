@@ -10,7 +10,7 @@
 #include <functional>
 #include <limits>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

@@ -3,8 +3,8 @@
 // tokens and the scores it gets alone, bit for bit, in every weight type, left or right padded, on
 // one thread or two. The model is random, of a shape whose projections cross the matmul kernel's
 // blocks of k and of rows (intermediate 1040 is the k of the down projection; a vocabulary of 300
-// ends in a partial panel); it is written by tools/random_model.hpp into a temporary folder. This file is compiled into both test
-// binaries, with and without -march=native.
+// ends in a partial panel); it is written by tests/support/random_model.hpp into a temporary
+// folder. This file is compiled into both test binaries, with and without -march=native.
 
 #include <maskgen/generate.hpp>
 
@@ -15,7 +15,7 @@
 
 #include <gtest/gtest.h>
 
-#include "../tools/random_model.hpp"
+#include "support/random_model.hpp"
 
 namespace maskgen {
 namespace {

@@ -19,7 +19,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace maskgen {
 namespace {

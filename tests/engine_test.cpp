@@ -9,7 +9,7 @@
 #include <random>
 #include <thread>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace {
 

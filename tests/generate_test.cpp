@@ -12,8 +12,8 @@
 
 #include <gtest/gtest.h>
 
-#include "../examples/sort_reverse_task.hpp"
-#include "test_support.hpp"
+#include "support/sort_reverse_task.hpp"
+#include "support/test_support.hpp"
 
 namespace maskgen {
 namespace {

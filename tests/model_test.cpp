@@ -7,7 +7,7 @@
 
 #include <gtest/gtest.h>
 
-#include "test_support.hpp"
+#include "support/test_support.hpp"
 
 namespace maskgen {
 namespace {

@@ -23,7 +23,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "test_support.hpp"
+#include "support/safetensors_writer.hpp"
+#include "support/test_support.hpp"
 
 namespace maskgen {
 namespace {

@@ -8,7 +8,7 @@
 #include <maskgen/config.hpp>
 #include <maskgen/safetensors.hpp>
 
-#include "../examples/cli.hpp"
+#include "support/cli.hpp"
 
 #include <cmath>
 #include <cstdint>

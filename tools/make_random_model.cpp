@@ -6,9 +6,9 @@
 // --tinyllama start from those models' shapes (bfloat16; the Qwen3 ones tied); the other flags
 // change it.
 
-#include "random_model.hpp"
+#include "support/random_model.hpp"
 
-#include "../examples/cli.hpp"
+#include "support/cli.hpp"
 
 #include <iostream>
 #include <optional>

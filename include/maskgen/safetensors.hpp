@@ -665,46 +665,4 @@ class SafetensorsCheckpoint {
   std::map<std::string, std::size_t, std::less<>> shard_of_;  // tensor name -> index into shards_
 };
 
-// One tensor to write: its bytes are little-endian values of `dtype`, numel(shape) of them.
-struct TensorData {
-  std::string name;
-  DType dtype = DType::F32;
-  std::vector<std::int64_t> shape;
-  std::span<const std::byte> bytes;
-};
-
-// Writes a safetensors file: tensors in the order given, each range right after the previous one.
-// Throws argument_error for a size that does not match the shape or a repeated name, io_error if
-// the file cannot be written.
-inline void write_safetensors(const std::filesystem::path& path, std::span<const TensorData> tensors,
-                              const std::map<std::string, std::string>& metadata = {}) {
-  using detail::cat;
-  nlohmann::json header = nlohmann::json::object();
-  if (!metadata.empty()) header["__metadata__"] = metadata;
-  std::size_t offset = 0;
-  for (const auto& t : tensors) {
-    std::size_t numel = 1;
-    for (const auto d : t.shape) {
-      if (d < 0) throw argument_error(cat("write_safetensors: tensor ", t.name, " has a negative dimension"));
-      numel *= static_cast<std::size_t>(d);
-    }
-    if (t.bytes.size() != numel * dtype_size(t.dtype)) {
-      throw argument_error(cat("write_safetensors: tensor ", t.name, " has ", t.bytes.size(), " bytes; its shape and dtype need ",
-                               numel * dtype_size(t.dtype)));
-    }
-    if (header.contains(t.name)) throw argument_error(cat("write_safetensors: tensor ", t.name, " appears twice"));
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
-    offset += t.bytes.size();
-  }
-  std::string text = header.dump();
-  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned, as the format suggests
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  const std::uint64_t length = text.size();  // little-endian host (asserted above)
-  out.write(reinterpret_cast<const char*>(&length), sizeof length);
-  out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
-  out.close();
-  if (!out) throw io_error(cat("write_safetensors: could not write ", path));
-}
-
 }  // namespace maskgen

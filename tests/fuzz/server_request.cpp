@@ -1,10 +1,10 @@
 // libFuzzer harness: any bytes as the body of POST /v1/completions (first byte even) or
-// /v1/chat/completions (odd), parsed by the server example's OpenAIServer::parse on the bundled
+// /v1/chat/completions (odd), parsed by the server's OpenAIServer::parse (server/) on the bundled
 // model (which has no chat template: chat bodies are refused after their fields are read). A body is accepted or refused with BadRequest (or a maskgen::error); an accepted one must have a
 // prompt inside the vocabulary and the context and settings in range. Anything else escaping, a
 // sanitizer report or a hang is a finding. Built by tests/fuzz/run.sh.
 
-#include "../../examples/server/openai_server.hpp"
+#include "openai_server.hpp"  // server/, on the include path (run.sh)
 
 #include <cstdint>
 #include <string>

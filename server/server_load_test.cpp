@@ -6,7 +6,7 @@
 
 #include "openai_server.hpp"
 
-#include "../sort_reverse_task.hpp"
+#include "support/sort_reverse_task.hpp"
 
 #include <iostream>
 #include <random>

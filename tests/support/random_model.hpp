@@ -5,6 +5,8 @@
 
 #include <maskgen/safetensors.hpp>
 
+#include "safetensors_writer.hpp"
+
 #include <bit>
 #include <cmath>
 #include <cstdint>

@@ -6,7 +6,7 @@
 
 #include "openai_server.hpp"
 
-#include "../cli.hpp"
+#include "support/cli.hpp"
 
 #include <iostream>
 
