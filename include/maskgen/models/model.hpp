@@ -47,11 +47,10 @@ enum class LogitsFor {
   All,   // every position: [batch * seq, vocab], row b * seq + t; pad positions hold zeros
 };
 
-// How Model::load keeps the weights of the projections and the output head.
-enum class WeightFormat {
-  AsStored,  // the checkpoint's own elements (F32, BF16, F16), read in place from the mapped file
-  Int8,      // quantized at load: symmetric int8, one float scale per output row (a copy)
-};
+// How Model::load keeps the weights of the projections and the output head: AsStored (the
+// checkpoint's own elements, F32, BF16, F16, read in place from the mapped file) or Int8
+// (quantized at load: symmetric int8, one float scale per output row, a copy).
+using WeightFormat = weights::Quantization;
 
 struct LoadOptions {
   WeightFormat weights = WeightFormat::AsStored;  // see WeightFormat
@@ -190,37 +189,6 @@ class Model {
   std::optional<ops::WeightMatrix> lm_head_; // [vocab, hidden]; unset when tied and not quantized
 };
 
-namespace detail {
-
-// LoadOptions' WeightFormat as the weights reader's quantization.
-inline weights::Quantization quantization_of(WeightFormat format) {
-  return format == WeightFormat::Int8 ? weights::Quantization::Int8 : weights::Quantization::AsStored;
-}
-
-// Model::load's reader of the checkpoint's tensors (weights/reader.hpp), taking WeightFormat.
-template <class Scalar>
-class WeightReader : public weights::WeightReader<Scalar> {
-  using Base = weights::WeightReader<Scalar>;
-  static std::optional<weights::Quantization> quantization_of(std::optional<WeightFormat> format) {
-    if (!format) return std::nullopt;
-    return detail::quantization_of(*format);
-  }
-
- public:
-  WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, WeightFormat format)
-      : Base(std::move(checkpoint), detail::quantization_of(format)) {}
-
-  ops::WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
-                           std::optional<WeightFormat> format = std::nullopt) const {
-    return Base::matrix(name, rows, cols, quantization_of(format));
-  }
-  ops::WeightMatrix row_major(const std::string& name, std::int64_t rows, std::int64_t cols,
-                              std::optional<WeightFormat> format = std::nullopt) const {
-    return Base::row_major(name, rows, cols, quantization_of(format));
-  }
-};
-
-}  // namespace detail
 
 template <class Scalar>
 Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOptions& options) {
@@ -228,7 +196,7 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   model.config_ = ModelConfig::load(dir);
   const ModelConfig& c = model.config_;
   const TensorNames& names = find_family(c.model_type)->names;
-  const detail::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
+  const weights::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
                                           options.weights);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
   model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
