@@ -150,6 +150,9 @@ TEST(Engine, RandomTrafficEqualsGenerateAloneQwen3) {
 TEST(Engine, RandomTrafficEqualsGenerateAloneMistralSlidingWindow) {
   check_random_traffic("mistral_window", maskgen::test::shared_dir() / "models/stories260K", 12);
 }
+TEST(Engine, RandomTrafficEqualsGenerateAloneSmolLM3WithoutRopeLayers) {
+  check_random_traffic("smollm3", maskgen::test::shared_dir() / "models/stories260K", 14);
+}
 TEST(Engine, RandomTrafficEqualsGenerateAloneStories260K) {
   check_random_traffic("stories260K", maskgen::test::shared_dir() / "models/stories260K", 13);
 }
