@@ -11,6 +11,16 @@
 namespace maskgen {
 namespace {
 
+// The config of a one-layer cache with these heads.
+ModelConfig one_layer(std::size_t heads, std::size_t kv_heads, std::size_t head_dim) {
+  ModelConfig config;
+  config.num_layers = 1;
+  config.num_heads = static_cast<std::int64_t>(heads);
+  config.num_kv_heads = static_cast<std::int64_t>(kv_heads);
+  config.head_dim = static_cast<std::int64_t>(head_dim);
+  return config;
+}
+
 struct Case {
   std::size_t heads, kv_heads, head_dim;
   std::size_t max_length = 9;  // tokens per row, at most
@@ -26,11 +36,7 @@ void check_against_naive(double tolerance) {
   // block of keys or values.
   for (const Case c : {Case{1, 1, 2}, Case{4, 4, 8}, Case{4, 2, 8}, Case{8, 1, 4}, Case{6, 3, 16}, Case{8, 2, 64, 70},
                        Case{2, 2, 128, 40}, Case{3, 1, 100, 45}}) {
-    ModelConfig config;
-    config.num_layers = 1;
-    config.num_heads = static_cast<std::int64_t>(c.heads);
-    config.num_kv_heads = static_cast<std::int64_t>(c.kv_heads);
-    config.head_dim = static_cast<std::int64_t>(c.head_dim);
+    const ModelConfig config = one_layer(c.heads, c.kv_heads, c.head_dim);
     const std::size_t rows = 1 + rng() % 5, q_dim = c.heads * c.head_dim, kv_dim = c.kv_heads * c.head_dim;
     KVCache<Scalar> cache(config, rows);
     std::vector<QuerySpan> spans;
@@ -92,11 +98,7 @@ void check_query_alone_equals_in_a_run() {
   for (const std::size_t head_dim : {64, 100}) {
     for (const std::optional<std::size_t> window : {std::optional<std::size_t>{}, std::optional<std::size_t>{37}}) {
       const std::size_t heads = 8, kv_heads = 2, length = 150, q_dim = heads * head_dim;
-      ModelConfig config;
-      config.num_layers = 1;
-      config.num_heads = static_cast<std::int64_t>(heads);
-      config.num_kv_heads = static_cast<std::int64_t>(kv_heads);
-      config.head_dim = static_cast<std::int64_t>(head_dim);
+      const ModelConfig config = one_layer(heads, kv_heads, head_dim);
       KVCache<Scalar> cache(config, 2);
       std::vector<QuerySpan> spans;
       for (std::size_t r = 0; r < 2; ++r) {
@@ -154,11 +156,7 @@ void check_runs_of_any_length() {
   std::mt19937 rng(31);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   const std::size_t heads = 4, kv_heads = 2, head_dim = 64, length = 70;
-  ModelConfig config;
-  config.num_layers = 1;
-  config.num_heads = static_cast<std::int64_t>(heads);
-  config.num_kv_heads = static_cast<std::int64_t>(kv_heads);
-  config.head_dim = static_cast<std::int64_t>(head_dim);
+  const ModelConfig config = one_layer(heads, kv_heads, head_dim);
   KVCache<Scalar> cache(config, 2);
   std::vector<QuerySpan> spans;
   for (std::size_t r = 0; r < 2; ++r) {
@@ -195,11 +193,7 @@ TEST(Attention, MatchesNaiveReferenceDouble) { check_against_naive<double>(1e-12
 TEST(Attention, MatchesNaiveReferenceFloat) { check_against_naive<float>(2e-5); }
 
 TEST(Attention, HugeScoresStayFinite) {
-  ModelConfig config;
-  config.num_layers = 1;
-  config.num_heads = config.num_kv_heads = 1;
-  config.head_dim = 2;
-  KVCache<float> cache(config, 1);
+  KVCache<float> cache(one_layer(1, 1, 2), 1);
   const float k[] = {1e20f, 0, -1e20f, 0}, v[] = {1, 2, 3, 4};
   cache.append(0, 0, k, v, 2);
   ops::Matrix<float> q(1, 2), out;
