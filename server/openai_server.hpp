@@ -1,107 +1,64 @@
 #pragma once
-// An OpenAI-style HTTP server over maskgen::Engine (cpp-httplib): POST /v1/completions,
-// POST /v1/chat/completions (when the model folder has a chat template), GET /v1/models and
-// GET /health. Streaming answers are server-sent events; a client that disconnects mid-stream
-// cancels its request. Bad requests get 400 and {"error": {"message", "type", "param"}}.
+// An OpenAI-style HTTP server over maskgen::Engine (on the event-driven HTTP layer of http.hpp):
+//   POST /v1/completions, POST /v1/chat/completions (when the model folder has a chat template),
+//   GET /v1/models, GET /metrics (Prometheus), GET /health.
+// Streaming answers are server-sent events; a client that disconnects mid-stream cancels its
+// request. Every refusal and error carries {"error": {"message", "type", "param", "code"}}.
+// With an API key, every endpoint but /health wants `Authorization: Bearer <key>` (401 otherwise).
 //
 // Each choice is exactly what generate() gives its prompt and settings alone (the engine's
 // promise): temperature 0 is greedy; otherwise sampling with temperature, top_p, top_k (0, off,
 // unless asked: OpenAI has no top-k) and min_p, seeded by `seed` (choice j uses seed + j; no seed:
-// a random one). Extensions other servers also read: top_k, min_p, repetition_penalty,
-// min_tokens, ignore_eos, chat_template_kwargs.
+// a random one). What the request fields mean, and which are refused: openai_request.hpp.
+//
+// Chat answers are parsed as the model's template family writes them: tool calls into
+// `tool_calls` (Qwen2.5/Qwen3 <tool_call>, Llama 3.1/3.2 JSON, Mistral [TOOL_CALLS]) when the
+// request lists tools and tool_choice is not "none", and a <think>...</think> block into
+// `reasoning_content` (ServerOptions::reasoning).
+//
+// Log-probabilities are the model's own (log_softmax of its logits, before penalties, bias and
+// temperature), as vLLM reports by default.
 
 #include <maskgen/maskgen.hpp>
 #include <maskgen/engine.hpp>
+#include <maskgen/chat/reasoning.hpp>
+#include <maskgen/chat/tool_calls.hpp>
 
-#include <httplib.h>
+#include "http.hpp"
+#include "metrics.hpp"
+#include "openai_request.hpp"
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <condition_variable>
-#include <cstring>
-#include <deque>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 namespace maskgen_server {
 
-using json = nlohmann::ordered_json;
 using ModelType = maskgen::Model<float>;
 using EngineType = maskgen::Engine<ModelType>;
 
-// A request the server refuses: 400 with this message; `param` names the field.
-struct BadRequest {
-  std::string message;
-  std::string param;
-};
-
-// One parsed /v1/completions or /v1/chat/completions body.
-struct ParsedRequest {
-  std::vector<std::int32_t> prompt;
-  maskgen::GenerationConfig gen;
-  std::vector<std::string> stop;
-  int n = 1;
-  bool stream = false;
-  bool chat = false;
+// How a <think>...</think> block in a chat answer is returned.
+enum class ReasoningFormat {
+  Split,   // in `reasoning_content` (message and stream deltas), as vLLM's and llama-server's parsers
+  Inline,  // left in `content`, as the model wrote it
 };
 
 struct ServerOptions {
   maskgen::EngineOptions engine{};
-  std::size_t max_body_bytes = 8u << 20;  // larger bodies get 413
-  int http_threads = 64;                  // connections served at once (streams hold one each)
+  maskgen_http::Limits http{};
+  std::string api_key{};  // non-empty: Bearer authentication on every endpoint but /health
+  ReasoningFormat reasoning = ReasoningFormat::Split;
+  bool access_log = true;  // one line per request through maskgen::log (Info)
 };
 
 namespace detail {
-
-inline const json* field(const json& body, const char* name) {
-  const auto it = body.find(name);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
-
-inline double number_field(const json& body, const char* name, double fallback, double lo, double hi) {
-  const json* v = field(body, name);
-  if (!v) return fallback;
-  if (!v->is_number()) throw BadRequest{std::string("'") + name + "' must be a number", name};
-  const double x = v->get<double>();
-  if (!(x >= lo && x <= hi)) {
-    throw BadRequest{std::string("'") + name + "' must be between " + json(lo).dump() + " and " + json(hi).dump() +
-                         ", got " + v->dump(),
-                     name};
-  }
-  return x;
-}
-
-inline std::int64_t int_field(const json& body, const char* name, std::int64_t fallback, std::int64_t lo, std::int64_t hi) {
-  const json* v = field(body, name);
-  if (!v) return fallback;
-  if (!v->is_number_integer()) throw BadRequest{std::string("'") + name + "' must be an integer", name};
-  if (v->is_number_unsigned() && v->get<std::uint64_t>() > static_cast<std::uint64_t>(hi)) {
-    throw BadRequest{std::string("'") + name + "' must be at most " + std::to_string(hi) + ", got " + v->dump(), name};
-  }
-  const std::int64_t x = v->get<std::int64_t>();
-  if (x < lo || x > hi) {
-    throw BadRequest{std::string("'") + name + "' must be between " + std::to_string(lo) + " and " + std::to_string(hi) +
-                         ", got " + v->dump(),
-                     name};
-  }
-  return x;
-}
-
-inline bool bool_field(const json& body, const char* name, bool fallback) {
-  const json* v = field(body, name);
-  if (!v) return fallback;
-  if (!v->is_boolean()) throw BadRequest{std::string("'") + name + "' must be true or false", name};
-  return v->get<bool>();
-}
 
 inline std::string finish_reason(maskgen::FinishReason r) {
   switch (r) {
@@ -117,31 +74,32 @@ inline std::string finish_reason(maskgen::FinishReason r) {
 // JSON text for the wire; a string that is not UTF-8 (a parse error quoting the body) is repaired.
 inline std::string to_text(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-inline json error_body(const std::string& message, const std::string& type, const std::string& param = {}) {
-  return json{{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)}}}};
+inline json error_body(const std::string& message, const std::string& type, const std::string& param, int code) {
+  return json{{"error", {{"message", message}, {"type", type}, {"param", param.empty() ? json(nullptr) : json(param)}, {"code", code}}}};
 }
 
-// What the streaming response of one HTTP request waits on: SSE events from the engine's thread.
-struct EventQueue {
-  std::mutex mutex;
-  std::condition_variable ready;
-  std::deque<std::string> events;
-  int open = 0;  // choices not finished yet
-  std::vector<maskgen::RequestHandle> handles;
+inline maskgen_http::Response error_response(int status, const std::string& message, const std::string& type,
+                                             const std::string& param = {}) {
+  return {status, "application/json", {}, to_text(error_body(message, type, param, status))};
+}
 
-  void push(std::string event, bool finished) {
-    {
-      std::lock_guard lock(mutex);
-      events.push_back(std::move(event));
-      if (finished) --open;
-    }
-    ready.notify_all();
-  }
-  void cancel_all() {
-    std::lock_guard lock(mutex);
-    for (const auto& h : handles) h.cancel();
-  }
-};
+inline double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Constant-time comparison of a presented key with the configured one.
+inline bool same_key(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  for (std::size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+  return diff == 0;
+}
+
+// Code points in UTF-8 text (continuation bytes are not counted).
+inline std::size_t code_points(std::string_view s) {
+  std::size_t n = 0;
+  for (const char c : s) n += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  return n;
+}
 
 }  // namespace detail
 
@@ -149,8 +107,9 @@ class OpenAIServer {
  public:
   // Loads the model folder (config.json, safetensors, tokenizer, optional chat template).
   OpenAIServer(const std::filesystem::path& model_dir, ServerOptions options = {})
-      : options_(options),
+      : options_(std::move(options)),
         model_name_(std::filesystem::weakly_canonical(model_dir).filename().string()),
+        created_(std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()),
         model_(ModelType::load(model_dir)),
         tokenizer_(maskgen::load_tokenizer(model_dir)) {
     const auto config = model_dir / "tokenizer_config.json";
@@ -158,342 +117,500 @@ class OpenAIServer {
     if (std::filesystem::exists(config, ec)) {
       try {
         chat_.emplace(maskgen::ChatTemplate::from_tokenizer_config(config));
+        tool_format_ = maskgen::detect_tool_call_format(chat_->source());
       } catch (const maskgen::error& e) {
         maskgen::log(maskgen::LogLevel::Warning, std::string("no chat template: ") + e.what());
       }
     }
+    parser_.emplace(tokenizer_, chat_ ? &*chat_ : nullptr, model_.config());
     engine_ = std::make_unique<EngineType>(model_, tokenizer_, options_.engine);
-    setup();
+    http_ = std::make_unique<maskgen_http::Server>(
+        options_.http, [this](std::shared_ptr<maskgen_http::Exchange> ex) { handle(std::move(ex)); },
+        [this](const std::string& remote, int status, const std::string& reason) {
+          metrics_.request("-", "-", status);
+          if (options_.access_log) maskgen::log(maskgen::LogLevel::Info, remote + " refused " + std::to_string(status) + ": " + reason);
+        });
   }
 
   ~OpenAIServer() { stop(); }
 
-  // Binds (port 0: any free port) and serves on a thread of its own; returns the port.
+  // Binds (port 0: any free port) and serves on threads of its own; returns the port.
   int start(const std::string& host, int port) {
-    const int bound = bind(host, port);
-    thread_ = std::thread([this] { http_.listen_after_bind(); });
+    const int bound = http_->bind(host, port);
+    http_->start();
     return bound;
   }
 
   // Serves on the calling thread until stop(); `on_listening` is told the port once it is bound.
   void run(const std::string& host, int port, const std::function<void(int)>& on_listening = {}) {
-    const int bound = bind(host, port);
+    const int bound = http_->bind(host, port);
     if (on_listening) on_listening(bound);
-    http_.listen_after_bind();
+    http_->run();
   }
 
   void stop() {
-    http_.stop();
-    if (thread_.joinable()) thread_.join();
+    if (http_) http_->stop();
   }
 
   const EngineType& engine() const { return *engine_; }
   EngineType& engine() { return *engine_; }
   bool has_chat_template() const { return chat_.has_value(); }
   const std::string& model_name() const { return model_name_; }
+  maskgen::ToolCallFormat tool_call_format() const { return tool_format_; }
 
   // The request a body asks for; throws BadRequest. (Public for tests and fuzzing.)
-  ParsedRequest parse(const std::string& text, bool chat) const {
-    json body;
-    try {
-      body = json::parse(text);
-    } catch (const json::exception& e) {
-      throw BadRequest{std::string("the body is not valid JSON: ") + e.what(), ""};
-    }
-    if (!body.is_object()) throw BadRequest{"the body must be a JSON object", ""};
-    ParsedRequest r;
-    r.chat = chat;
-    for (const char* unsupported : {"logprobs", "echo", "suffix", "logit_bias", "top_logprobs"}) {
-      const json* v = detail::field(body, unsupported);
-      if (v && !(v->is_boolean() && !v->get<bool>()) && !(v->is_number_integer() && v->get<std::int64_t>() == 0) &&
-          !(v->is_object() && v->empty())) {
-        throw BadRequest{std::string("'") + unsupported + "' is not supported by this server", unsupported};
-      }
-    }
-    if (detail::int_field(body, "best_of", 1, 1, 1) != 1) throw BadRequest{"'best_of' must be 1", "best_of"};
-    const auto context = model_.config().max_position_embeddings;
-    if (chat) {
-      r.prompt = chat_prompt(body);
-    } else {
-      r.prompt = completion_prompt(body);
-    }
-    if (r.prompt.empty()) throw BadRequest{"the prompt has no tokens", chat ? "messages" : "prompt"};
-    if (static_cast<std::int64_t>(r.prompt.size()) >= context) {
-      throw BadRequest{"the prompt has " + std::to_string(r.prompt.size()) + " tokens; the model's context is " +
-                           std::to_string(context),
-                       chat ? "messages" : "prompt"};
-    }
-    const std::int64_t room = context - static_cast<std::int64_t>(r.prompt.size());
-    const char* max_name = chat && detail::field(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
-    r.gen.max_new_tokens = static_cast<int>(std::min<std::int64_t>(detail::int_field(body, max_name, chat ? room : 16, 0, 1 << 30), room));
-    const double temperature = detail::number_field(body, "temperature", 1.0, 0.0, 100.0);
-    r.gen.do_sample = temperature > 0;
-    if (r.gen.do_sample) r.gen.temperature = temperature;
-    r.gen.top_p = detail::number_field(body, "top_p", 1.0, 0.0, 1.0);
-    if (r.gen.top_p <= 0) throw BadRequest{"'top_p' must be greater than 0", "top_p"};
-    r.gen.top_k = static_cast<int>(detail::int_field(body, "top_k", 0, 0, 1 << 30));
-    r.gen.min_p = detail::number_field(body, "min_p", 0.0, 0.0, 1.0);
-    r.gen.repetition_penalty = detail::number_field(body, "repetition_penalty", 1.0, 1e-6, 100.0);
-    if (const json* seed = detail::field(body, "seed")) {
-      if (!seed->is_number_integer()) throw BadRequest{"'seed' must be an integer", "seed"};
-      r.gen.seed = seed->is_number_unsigned() ? seed->get<std::uint64_t>() : static_cast<std::uint64_t>(seed->get<std::int64_t>());
-    } else {
-      r.gen.seed = std::random_device{}();
-    }
-    // min_tokens (as vLLM): no end-of-sequence before that many; ignore_eos (as vLLM, llama.cpp):
-    // none at all, so every answer is max_tokens long (benchmarks).
-    r.gen.min_new_tokens = static_cast<int>(std::min<std::int64_t>(detail::int_field(body, "min_tokens", 0, 0, 1 << 30), r.gen.max_new_tokens));
-    if (detail::bool_field(body, "ignore_eos", false)) r.gen.min_new_tokens = r.gen.max_new_tokens;
-    r.gen.pad_token_id = 0;  // unused by the engine; set so nothing warns
-    r.n = static_cast<int>(detail::int_field(body, "n", 1, 1, 16));
-    r.stream = detail::bool_field(body, "stream", false);
-    if (const json* stop = detail::field(body, "stop")) {
-      if (stop->is_string()) r.stop.push_back(stop->get<std::string>());
-      else if (stop->is_array() && stop->size() <= 4) {
-        for (const auto& s : *stop) {
-          if (!s.is_string()) throw BadRequest{"'stop' must be a string or a list of up to 4 strings", "stop"};
-          r.stop.push_back(s.get<std::string>());
-        }
-      } else {
-        throw BadRequest{"'stop' must be a string or a list of up to 4 strings", "stop"};
-      }
-      for (const auto& s : r.stop) {
-        if (s.empty()) throw BadRequest{"'stop' strings must not be empty", "stop"};
-      }
-    }
-    return r;
-  }
+  ParsedRequest parse(const std::string& text, bool chat) const { return parser_->parse(text, chat); }
 
  private:
+  struct Completion;
+
   ServerOptions options_;
   std::string model_name_;
+  std::int64_t created_ = 0;
   ModelType model_;
   maskgen::AutoTokenizer tokenizer_;
   std::optional<maskgen::ChatTemplate> chat_;
+  maskgen::ToolCallFormat tool_format_ = maskgen::ToolCallFormat::None;
+  std::optional<RequestParser> parser_;
   std::unique_ptr<EngineType> engine_;
-  httplib::Server http_;
-  std::thread thread_;
+  Metrics metrics_;
+  std::unique_ptr<maskgen_http::Server> http_;
   std::atomic<std::uint64_t> next_id_{1};
-  socket_t listen_socket_ = -1;
 
-  std::vector<std::int32_t> completion_prompt(const json& body) const {
-    const json* p = detail::field(body, "prompt");
-    if (!p) throw BadRequest{"'prompt' is required", "prompt"};
-    if (p->is_string()) return tokenizer_.encode(p->get<std::string>());
-    if (p->is_array() && !p->empty() && std::all_of(p->begin(), p->end(), [](const json& x) { return x.is_number_integer(); })) {
-      std::vector<std::int32_t> ids;
-      for (const auto& x : *p) {
-        // (nlohmann reads a non-negative integer as unsigned; past 2^63 it is out of range anyway)
-        const bool huge = x.is_number_unsigned() && x.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX);
-        const std::int64_t id = huge ? -1 : x.get<std::int64_t>();
-        if (huge || id < 0 || id >= model_.config().vocab_size) {
-          throw BadRequest{"'prompt' holds the id " + x.dump() + ", outside the vocabulary [0, " +
-                               std::to_string(model_.config().vocab_size) + ")",
-                           "prompt"};
-        }
-        ids.push_back(static_cast<std::int32_t>(id));
-      }
-      return ids;
-    }
-    if (p->is_array() && p->size() == 1 && (*p)[0].is_string()) return tokenizer_.encode((*p)[0].get<std::string>());
-    throw BadRequest{"'prompt' must be a string, a list of one string, or a list of token ids", "prompt"};
-  }
+  // ---- routing ----
 
-  std::vector<std::int32_t> chat_prompt(const json& body) const {
-    if (!chat_) throw BadRequest{"this model has no chat template (tokenizer_config.json); use /v1/completions", "messages"};
-    const json* m = detail::field(body, "messages");
-    if (!m || !m->is_array() || m->empty()) throw BadRequest{"'messages' must be a non-empty list of messages", "messages"};
-    json messages = json::array();
-    for (std::size_t i = 0; i < m->size(); ++i) {
-      const json& msg = (*m)[i];
-      const std::string where = "messages[" + std::to_string(i) + "]";
-      if (!msg.is_object() || !msg.contains("role") || !msg["role"].is_string()) {
-        throw BadRequest{where + " must be an object with a string 'role'", "messages"};
-      }
-      json copy = msg;
-      if (msg.contains("content") && msg["content"].is_array()) {  // content parts: text only
-        std::string text;
-        for (const auto& part : msg["content"]) {
-          if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
-            throw BadRequest{where + ".content: only parts of type 'text' are supported", "messages"};
-          }
-          text += part["text"].get<std::string>();
-        }
-        copy["content"] = text;
-      } else if (msg.contains("content") && !msg["content"].is_string() && !msg["content"].is_null()) {
-        throw BadRequest{where + ".content must be a string, null or a list of text parts", "messages"};
-      }
-      messages.push_back(std::move(copy));
-    }
-    maskgen::ChatOptions options{.add_generation_prompt = true};
-    if (const json* tools = detail::field(body, "tools")) options.tools = *tools;
-    if (const json* kwargs = detail::field(body, "chat_template_kwargs")) {
-      if (!kwargs->is_object()) throw BadRequest{"'chat_template_kwargs' must be an object", "chat_template_kwargs"};
-      options.variables = *kwargs;
-    }
-    std::string text;
-    try {
-      text = chat_->apply(messages, options);
-    } catch (const maskgen::template_raised_error& e) {
-      throw BadRequest{std::string("the chat template refused the conversation: ") + e.what(), "messages"};
-    } catch (const maskgen::template_error& e) {
-      throw BadRequest{std::string("the chat template failed: ") + e.what(), "messages"};
-    }
-    return tokenizer_.encode(text, {.add_bos = false, .add_eos = false});
-  }
-
-  int bind(const std::string& host, int port) {
-    errno = 0;
-    const int bound = port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
-    if (bound < 0) {
-      const int why = errno;  // what bind() or listen() said, when it was they that failed
-      throw maskgen::io_error("cannot listen on " + host + ":" + std::to_string(port) + (why ? std::string(": ") + std::strerror(why) : ""));
-    }
-    // cpp-httplib listens with a backlog of 5, and a burst of clients past it sees its connection
-    // reset; listen() again on the same socket raises the backlog.
-    if (listen_socket_ >= 0) ::listen(listen_socket_, SOMAXCONN);
-    return bound;
-  }
-
-  static void reply_error(httplib::Response& res, int status, const std::string& message, const std::string& type,
-                          const std::string& param = {}) {
-    res.status = status;
-    res.set_content(detail::to_text(detail::error_body(message, type, param)), "application/json");
-  }
-
-  void setup() {
-    http_.set_socket_options([this](socket_t sock) {
-      // SO_REUSEADDR (a restarted server binds while old connections linger), but not cpp-httplib's
-      // default SO_REUSEPORT, with which a second server on the same port starts without an
-      // error and takes a share of the connections.
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-      listen_socket_ = sock;
-    });
-    http_.new_task_queue = [threads = options_.http_threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-    http_.set_payload_max_length(options_.max_body_bytes);
-    http_.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-      const auto s = engine_->stats();
-      res.set_content(json{{"status", "ok"},
-                           {"running", s.running},
-                           {"waiting", s.waiting},
-                           {"cached_tokens", s.cached_tokens},
-                           {"retained_tokens", s.retained_tokens},
-                           {"max_cached_tokens", s.max_cached_tokens}}
-                          .dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
-    });
-    http_.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(json{{"object", "list"}, {"data", json::array({{{"id", model_name_}, {"object", "model"}, {"owned_by", "maskgen"}}})}}.dump(-1, ' ', false, json::error_handler_t::replace),
-                      "application/json");
-    });
-    http_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res, false); });
-    http_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) { handle(req, res, true); });
-    http_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-      std::string what = "internal error";
-      try {
-        std::rethrow_exception(ep);
-      } catch (const std::exception& e) {
-        what = e.what();
-      } catch (...) {
-      }
-      reply_error(res, 500, what, "server_error");
-    });
-  }
-
-  void handle(const httplib::Request& req, httplib::Response& res, bool chat) {
-    ParsedRequest r;
-    try {
-      r = parse(req.body, chat);
-    } catch (const BadRequest& e) {
-      return reply_error(res, 400, e.message, "invalid_request_error", e.param);
-    } catch (const maskgen::error& e) {
-      return reply_error(res, 400, e.what(), "invalid_request_error");
-    }
-    const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
-    const auto created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    auto queue = std::make_shared<detail::EventQueue>();
-    queue->open = r.n;
-    const std::string object = chat ? "chat.completion.chunk" : "text_completion";
-    auto chunk = [=, model = model_name_](int index, const std::string& text, const json& reason) {
-      json choice = chat ? json{{"index", index}, {"delta", {{"content", text}}}, {"finish_reason", reason}}
-                         : json{{"index", index}, {"text", text}, {"finish_reason", reason}, {"logprobs", nullptr}};
-      return "data: " + detail::to_text(json{{"id", id}, {"object", object}, {"created", created}, {"model", model}, {"choices", json::array({choice})}}) +
-             "\n\n";
+  void handle(std::shared_ptr<maskgen_http::Exchange> ex) {
+    const auto& req = ex->request();
+    const auto start = std::chrono::steady_clock::now();
+    struct Route {
+      const char* path;
+      const char* method;
     };
-    try {
-      for (int j = 0; j < r.n; ++j) {
-        maskgen::GenerationConfig gen = r.gen;
-        gen.seed = r.gen.seed + static_cast<std::uint64_t>(j);
-        maskgen::RequestCallbacks callbacks;
-        if (r.stream) {
-          if (chat) {
-            queue->push("data: " + json{{"id", id}, {"object", object}, {"created", created}, {"model", model_name_},
-                                        {"choices", json::array({{{"index", j}, {"delta", {{"role", "assistant"}, {"content", ""}}}, {"finish_reason", nullptr}}})}}
-                                       .dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n",
-                        false);
-          }
-          callbacks.on_text = [queue, chunk, j](std::string_view piece) { queue->push(chunk(j, std::string(piece), nullptr), false); };
-          callbacks.on_finish = [queue, chunk, j](const maskgen::RequestResult& result) {
-            queue->push(chunk(j, "", detail::finish_reason(result.finish_reason)), true);
-          };
-        }
-        auto handle = engine_->submit(r.prompt, gen, {.stop = r.stop}, std::move(callbacks));
-        std::lock_guard lock(queue->mutex);
-        queue->handles.push_back(handle);
-      }
-    } catch (const maskgen::error& e) {
-      queue->cancel_all();
-      return reply_error(res, 400, e.what(), "invalid_request_error");
+    static constexpr Route routes[] = {{"/health", "GET"}, {"/v1/models", "GET"}, {"/metrics", "GET"},
+                                       {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"}};
+    const Route* route = nullptr;
+    for (const auto& r : routes) {
+      if (req.path == r.path) route = &r;
     }
-
-    if (!r.stream) {
-      json choices = json::array();
-      std::size_t completion_tokens = 0;
-      for (int j = 0; j < r.n; ++j) {
-        const auto& result = queue->handles[static_cast<std::size_t>(j)].wait();
-        completion_tokens += result.tokens.size();
-        if (chat) {
-          choices.push_back({{"index", j}, {"message", {{"role", "assistant"}, {"content", result.text}}}, {"finish_reason", detail::finish_reason(result.finish_reason)}});
-        } else {
-          choices.push_back({{"index", j}, {"text", result.text}, {"finish_reason", detail::finish_reason(result.finish_reason)}, {"logprobs", nullptr}});
-        }
+    auto answer = [&](maskgen_http::Response res) {
+      log_request(req, route ? route->path : "other", res.status, start);
+      ex->respond(std::move(res));
+    };
+    if (!route) return answer(detail::error_response(404, "no endpoint " + req.path, "invalid_request_error"));
+    if (req.method != route->method) {
+      auto res = detail::error_response(405, req.method + " is not allowed on " + req.path + "; use " + route->method,
+                                        "invalid_request_error");
+      res.headers.emplace_back("Allow", route->method);
+      return answer(std::move(res));
+    }
+    if (!options_.api_key.empty() && req.path != "/health") {
+      const auto auth = req.header("Authorization");
+      const std::string_view bearer = "Bearer ";
+      if (!auth || !auth->starts_with(bearer) || !detail::same_key(auth->substr(bearer.size()), options_.api_key)) {
+        auto res = detail::error_response(401, auth ? "the API key is not valid" : "an API key is required: Authorization: Bearer <key>",
+                                          "authentication_error");
+        res.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return answer(std::move(res));
       }
-      const json body{{"id", id},
-                      {"object", chat ? "chat.completion" : "text_completion"},
-                      {"created", created},
-                      {"model", model_name_},
-                      {"choices", choices},
-                      {"usage", {{"prompt_tokens", r.prompt.size()}, {"completion_tokens", completion_tokens}, {"total_tokens", r.prompt.size() + completion_tokens}}}};
-      res.set_content(detail::to_text(body), "application/json");
+    }
+    if (req.path == "/health") {
+      const auto s = engine_->stats();
+      return answer({200, "application/json", {}, detail::to_text(json{{"status", "ok"}, {"running", s.running}, {"waiting", s.waiting},
+                                                                        {"cached_tokens", s.cached_tokens}, {"retained_tokens", s.retained_tokens},
+                                                                        {"max_cached_tokens", s.max_cached_tokens}})});
+    }
+    if (req.path == "/v1/models") {
+      const json model{{"id", model_name_}, {"object", "model"}, {"created", created_}, {"owned_by", "maskgen"},
+                       {"max_model_len", model_.config().max_position_embeddings}};
+      return answer({200, "application/json", {}, detail::to_text(json{{"object", "list"}, {"data", json::array({model})}})});
+    }
+    if (req.path == "/metrics") {
+      const auto s = engine_->stats();
+      return answer({200, "text/plain; version=0.0.4; charset=utf-8", {},
+                     metrics_.page({s.running, s.waiting, s.cached_tokens, s.retained_tokens, s.max_cached_tokens})});
+    }
+    const bool chat = req.path == "/v1/chat/completions";
+    try {
+      start_completion(ex, parse(req.body, chat), chat, start);
+    } catch (const BadRequest& e) {
+      answer(detail::error_response(e.status, e.message, e.type, e.param));
+    } catch (const maskgen::argument_error& e) {
+      answer(detail::error_response(400, e.what(), "invalid_request_error"));
+    } catch (const std::exception& e) {
+      answer(detail::error_response(500, e.what(), "server_error"));
+    }
+  }
+
+  // One access-log line: who, what, the status, tokens, time to first token, total time, and
+  // why generation ended.
+  void log_request(const maskgen_http::Request& req, const char* route, int status, std::chrono::steady_clock::time_point start,
+                   std::size_t prompt_tokens = 0, std::size_t completion_tokens = 0, double ttft = -1,
+                   const std::string& finish = {}) {
+    metrics_.request(req.method, route, status);
+    if (!options_.access_log) return;
+    char line[160];
+    std::snprintf(line, sizeof line, " %d prompt_tokens=%zu completion_tokens=%zu ttft=%s total=%.3fs", status, prompt_tokens,
+                  completion_tokens, ttft < 0 ? "-" : (std::to_string(ttft).substr(0, 5) + "s").c_str(), detail::seconds_since(start));
+    maskgen::log(maskgen::LogLevel::Info, req.remote + " \"" + req.method + " " + req.path + "\"" + line +
+                                               (finish.empty() ? "" : " finish=" + finish));
+  }
+
+  // ---- completions ----
+
+  // One choice of an answer: its text as it arrives, split into reasoning, content and tool calls.
+  struct Choice {
+    maskgen::RequestHandle handle;
+    std::optional<maskgen::ReasoningParser> reasoning;
+    std::optional<maskgen::ToolCallParser> tools;
+    std::string text;       // completions: everything; chat: the content
+    std::string reasoning_text;
+    std::vector<maskgen::ToolCall> calls;
+    std::vector<maskgen::TokenLogprobs> logprobs, pending_logprobs;
+    std::size_t text_offset = 0;  // completions: characters before the next token's text
+    std::optional<std::chrono::steady_clock::time_point> last_token;
+    maskgen::RequestResult result;
+    bool done = false;
+    bool failed = false;
+    std::string error;
+  };
+
+  // A request in flight: its choices, and the exchange to answer on.
+  struct Completion {
+    std::shared_ptr<maskgen_http::Exchange> ex;
+    ParsedRequest request;
+    std::string id;
+    std::int64_t created = 0;
+    std::chrono::steady_clock::time_point start;
+    std::recursive_mutex mutex;  // (on_client_gone may call back at once, under the lock)
+    std::vector<Choice> choices;
+    int open = 0;  // choices not finished
+    bool answered = false;
+
+    void cancel_all() {
+      for (auto& c : choices) {
+        if (c.handle.valid()) c.handle.cancel();
+      }
+    }
+  };
+
+  void start_completion(const std::shared_ptr<maskgen_http::Exchange>& ex, ParsedRequest r, bool chat,
+                        std::chrono::steady_clock::time_point start) {
+    auto job = std::make_shared<Completion>();
+    job->ex = ex;
+    job->id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(next_id_++);
+    job->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    job->start = start;
+    job->request = std::move(r);
+    const ParsedRequest& q = job->request;
+    job->choices.resize(static_cast<std::size_t>(q.n));
+    job->open = q.n;
+    const bool parse_tools = chat && q.tools && q.tool_choice == ToolChoice::Auto && tool_format_ != maskgen::ToolCallFormat::None;
+    const bool split_reasoning = chat && options_.reasoning == ReasoningFormat::Split && chat_ &&
+                                 chat_->source().find("<think>") != std::string::npos;
+    const bool in_reasoning = split_reasoning && maskgen::prompt_opens_reasoning(q.prompt_text);
+    for (auto& c : job->choices) {
+      if (split_reasoning) c.reasoning.emplace(maskgen::ReasoningOptions{.starts_in_reasoning = in_reasoning});
+      if (parse_tools) c.tools.emplace(tool_format_);
+    }
+    // Mistral and Llama mark a tool call with a special token ([TOOL_CALLS], <|python_tag|>),
+    // which skipping special tokens would drop: a request parsed for their calls keeps them.
+    const bool keep_special = parse_tools && tool_format_ != maskgen::ToolCallFormat::Hermes;
+    std::lock_guard lock(job->mutex);
+    for (int j = 0; j < q.n; ++j) {
+      maskgen::GenerationConfig gen = q.gen;
+      gen.seed = q.gen.seed + static_cast<std::uint64_t>(j);
+      maskgen::RequestCallbacks callbacks;
+      callbacks.on_token = [this, job, j](std::int32_t) {
+        Choice& c = job->choices[static_cast<std::size_t>(j)];
+        const auto now = std::chrono::steady_clock::now();
+        if (c.last_token) metrics_.inter_token(std::chrono::duration<double>(now - *c.last_token).count());
+        c.last_token = now;
+      };
+      if (q.logprobs >= 0) {
+        callbacks.on_logprobs = [job, j](const maskgen::TokenLogprobs& lp) {
+          std::lock_guard lock(job->mutex);
+          Choice& c = job->choices[static_cast<std::size_t>(j)];
+          c.logprobs.push_back(lp);
+          c.pending_logprobs.push_back(lp);
+        };
+      }
+      callbacks.on_text = [this, job, j](std::string_view piece) { on_text(job, j, piece); };
+      callbacks.on_finish = [this, job, j](const maskgen::RequestResult& result) { on_finish(job, j, result); };
+      callbacks.on_error = [this, job, j](std::exception_ptr error) { on_error(job, j, error); };
+      maskgen::RequestOptions request{.stop = q.stop, .skip_special_tokens = !keep_special, .logprobs = q.logprobs};
+      try {
+        job->choices[static_cast<std::size_t>(j)].handle = engine_->submit(q.prompt, gen, request, std::move(callbacks));
+      } catch (...) {
+        job->cancel_all();
+        job->answered = true;  // the choices submitted so far answer nothing: the caller answers 400
+        throw;
+      }
+    }
+    // The client leaving cancels every choice (the engine frees their rows at its next step).
+    ex->on_client_gone([weak = std::weak_ptr<Completion>(job)] {
+      if (auto j = weak.lock()) {
+        std::lock_guard lock(j->mutex);
+        j->cancel_all();
+      }
+    });
+    if (!q.stream) return;
+    // Every choice is submitted (their callbacks wait for this lock): the stream begins.
+    if (!ex->begin_stream(200, "text/event-stream", {{"Cache-Control", "no-cache"}, {"X-Accel-Buffering", "no"}})) {
+      job->cancel_all();
+      job->answered = true;
       return;
     }
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [queue](std::size_t, httplib::DataSink& sink) {
-          std::unique_lock lock(queue->mutex);
-          queue->ready.wait_for(lock, std::chrono::milliseconds(200), [&] { return !queue->events.empty() || queue->open == 0; });
-          while (!queue->events.empty()) {
-            const std::string event = std::move(queue->events.front());
-            queue->events.pop_front();
-            lock.unlock();
-            if (!sink.write(event.data(), event.size())) return false;  // the client left: the releaser cancels
-            lock.lock();
-          }
-          if (queue->open == 0) {
-            lock.unlock();
-            const std::string done = "data: [DONE]\n\n";
-            sink.write(done.data(), done.size());
-            sink.done();
-          } else if (!sink.is_writable()) {
-            return false;
-          }
-          return true;
-        },
-        [queue](bool success) {
-          if (!success) queue->cancel_all();  // a client that disconnects cancels its request
-        });
+    for (int j = 0; j < q.n; ++j) {
+      if (chat) send_chunk(*job, j, json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr);
+      else if (q.echo) send_chunk(*job, j, json(q.prompt_text), nullptr, nullptr);
+    }
+  }
+
+  // ---- one choice's text as it arrives (the engine's thread) ----
+
+  void on_text(const std::shared_ptr<Completion>& job, int j, std::string_view piece) {
+    std::lock_guard lock(job->mutex);
+    if (job->answered) return;
+    Choice& c = job->choices[static_cast<std::size_t>(j)];
+    if (!job->request.chat) {
+      c.text += piece;
+      if (job->request.stream) send_chunk(*job, j, json(std::string(piece)), nullptr, take_logprobs(*job, c));
+      return;
+    }
+    split(*job, j, piece, false);
+  }
+
+  // Chat text through the reasoning and tool-call parsers; streams what they release.
+  void split(Completion& job, int j, std::string_view piece, bool last) {
+    Choice& c = job.choices[static_cast<std::size_t>(j)];
+    std::string reasoning, content;
+    if (c.reasoning) {
+      auto d = last ? c.reasoning->finish() : c.reasoning->feed(piece);
+      reasoning = std::move(d.reasoning);
+      content = std::move(d.content);
+    } else {
+      content = std::string(piece);
+    }
+    std::vector<std::pair<std::size_t, maskgen::ToolCall>> calls;
+    if (c.tools) {
+      auto d = c.tools->feed(content);
+      if (last) {
+        auto rest = c.tools->finish();
+        d.content += rest.content;
+        for (auto& call : rest.tool_calls) d.tool_calls.push_back(std::move(call));
+      }
+      content = std::move(d.content);
+      for (auto& indexed : d.tool_calls) {
+        if (!job.request.parallel_tool_calls && !c.calls.empty()) continue;  // at most one call
+        c.calls.push_back(indexed.call);
+        calls.emplace_back(c.calls.size() - 1, std::move(indexed.call));
+      }
+    }
+    c.reasoning_text += reasoning;
+    c.text += content;
+    if (!job.request.stream) return;
+    if (!reasoning.empty()) send_chunk(job, j, json{{"reasoning_content", reasoning}}, nullptr, take_logprobs(job, c));
+    if (!content.empty()) send_chunk(job, j, json{{"content", content}}, nullptr, take_logprobs(job, c));
+    for (const auto& [index, call] : calls) {
+      send_chunk(job, j, json{{"tool_calls", json::array({tool_call_json(call, static_cast<int>(index))})}}, nullptr,
+                 take_logprobs(job, c));
+    }
+  }
+
+  void on_finish(const std::shared_ptr<Completion>& job, int j, const maskgen::RequestResult& result) {
+    std::lock_guard lock(job->mutex);
+    Choice& c = job->choices[static_cast<std::size_t>(j)];
+    c.result = result;
+    if (job->request.chat && !job->answered) split(*job, j, {}, true);
+    c.done = true;
+    metrics_.completion(j == 0 ? result.prompt_tokens : 0, result.tokens.size(), result.seconds_to_first_token, result.seconds);
+    if (!job->answered && job->request.stream && result.finish_reason != maskgen::FinishReason::Cancel) {
+      send_chunk(*job, j, job->request.chat ? json::object() : json(""), json(finish_reason(c)), take_logprobs(*job, c));
+    }
+    choice_over(*job);
+  }
+
+  void on_error(const std::shared_ptr<Completion>& job, int j, std::exception_ptr error) {
+    std::lock_guard lock(job->mutex);
+    Choice& c = job->choices[static_cast<std::size_t>(j)];
+    c.failed = true;
+    try {
+      std::rethrow_exception(error);
+    } catch (const std::exception& e) {
+      c.error = e.what();
+    } catch (...) {
+      c.error = "internal error";
+    }
+    maskgen::log(maskgen::LogLevel::Error, job->id + " choice " + std::to_string(j) + " failed: " + c.error);
+    if (!job->answered && job->request.stream) {
+      // An error event, then the choice's finish chunk: the stream still ends as streams end.
+      job->ex->write("data: " + detail::to_text(detail::error_body(c.error, "server_error", "", 500)) + "\n\n");
+      send_chunk(*job, j, job->request.chat ? json::object() : json(""), json("error"), take_logprobs(*job, c));
+    }
+    choice_over(*job);
+  }
+
+  // After a choice ended: once all have, the answer (or the stream's end) goes out.
+  void choice_over(Completion& job) {
+    if (--job.open > 0 || job.answered) return;
+    job.answered = true;
+    const ParsedRequest& q = job.request;
+    std::size_t completion_tokens = 0;
+    double ttft = -1;
+    std::string finish, error;
+    for (const auto& c : job.choices) {
+      completion_tokens += c.result.tokens.size();
+      if (!c.result.tokens.empty() && (ttft < 0 || c.result.seconds_to_first_token < ttft)) ttft = c.result.seconds_to_first_token;
+      if (finish.empty()) finish = c.failed ? "error" : finish_reason(c);
+      if (c.failed && error.empty()) error = c.error;
+    }
+    const char* route = q.chat ? "/v1/chat/completions" : "/v1/completions";
+    const json usage{{"prompt_tokens", q.prompt.size()}, {"completion_tokens", completion_tokens},
+                     {"total_tokens", q.prompt.size() + completion_tokens}};
+    if (q.stream) {
+      if (q.include_usage) {
+        job.ex->write("data: " + detail::to_text(json{{"id", job.id}, {"object", q.chat ? "chat.completion.chunk" : "text_completion"},
+                                                      {"created", job.created}, {"model", model_name_},
+                                                      {"choices", json::array()}, {"usage", usage}}) + "\n\n");
+      }
+      job.ex->write("data: [DONE]\n\n");
+      job.ex->end_stream();
+      log_request(job.ex->request(), route, job.ex->client_gone() ? 499 : 200, job.start, q.prompt.size(), completion_tokens, ttft,
+                  job.ex->client_gone() ? "cancelled" : finish);
+      return;
+    }
+    if (!error.empty()) {
+      log_request(job.ex->request(), route, 500, job.start, q.prompt.size(), completion_tokens, ttft, "error");
+      job.ex->respond(detail::error_response(500, error, "server_error"));
+      return;
+    }
+    json choices = json::array();
+    for (std::size_t j = 0; j < job.choices.size(); ++j) {
+      const Choice& c = job.choices[j];
+      if (q.chat) {
+        json message{{"role", "assistant"}, {"content", c.text.empty() && !c.calls.empty() ? json(nullptr) : json(c.text)}};
+        if (c.reasoning) message["reasoning_content"] = c.reasoning_text.empty() ? json(nullptr) : json(c.reasoning_text);
+        if (!c.calls.empty()) {
+          json calls = json::array();
+          for (std::size_t k = 0; k < c.calls.size(); ++k) calls.push_back(tool_call_json(c.calls[k], -1));
+          message["tool_calls"] = std::move(calls);
+        }
+        choices.push_back({{"index", j}, {"message", std::move(message)},
+                           {"logprobs", q.logprobs >= 0 ? chat_logprobs(c.logprobs) : json(nullptr)},
+                           {"finish_reason", finish_reason(c)}});
+      } else {
+        std::size_t offset = q.echo ? detail::code_points(q.prompt_text) : 0;
+        choices.push_back({{"index", j}, {"text", q.echo ? q.prompt_text + c.text : c.text},
+                           {"logprobs", q.logprobs >= 0 ? completion_logprobs(c.logprobs, offset) : json(nullptr)},
+                           {"finish_reason", finish_reason(c)}});
+      }
+    }
+    const json body{{"id", job.id}, {"object", q.chat ? "chat.completion" : "text_completion"}, {"created", job.created},
+                    {"model", model_name_}, {"choices", std::move(choices)}, {"usage", usage}};
+    log_request(job.ex->request(), route, 200, job.start, q.prompt.size(), completion_tokens, ttft, finish);
+    job.ex->respond({200, "application/json", {}, detail::to_text(body)});
+  }
+
+  std::string finish_reason(const Choice& c) const {
+    if (!c.calls.empty() && (c.result.finish_reason == maskgen::FinishReason::Eos || c.result.finish_reason == maskgen::FinishReason::Stop)) {
+      return "tool_calls";
+    }
+    return detail::finish_reason(c.result.finish_reason);
+  }
+
+  // ---- chunks and their parts ----
+
+  // One SSE chunk of choice `j`: `delta` (chat: the delta object; completions: the text).
+  void send_chunk(Completion& job, int j, const json& delta, const json& finish, const json& logprobs) {
+    const ParsedRequest& q = job.request;
+    json choice = q.chat ? json{{"index", j}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", finish}}
+                         : json{{"index", j}, {"text", delta}, {"logprobs", logprobs}, {"finish_reason", finish}};
+    json chunk{{"id", job.id}, {"object", q.chat ? "chat.completion.chunk" : "text_completion"}, {"created", job.created},
+               {"model", model_name_}, {"choices", json::array({std::move(choice)})}};
+    if (q.include_usage) chunk["usage"] = nullptr;
+    job.ex->write("data: " + detail::to_text(chunk) + "\n\n");
+  }
+
+  // The log-probabilities of the tokens since the last chunk of this choice, for the next one.
+  json take_logprobs(Completion& job, Choice& c) const {
+    if (job.request.logprobs < 0) return nullptr;
+    std::vector<maskgen::TokenLogprobs> tokens = std::move(c.pending_logprobs);
+    c.pending_logprobs.clear();
+    if (job.request.chat) return chat_logprobs(tokens);
+    json out = completion_logprobs(tokens, c.text_offset);
+    for (const auto& t : out["tokens"]) c.text_offset += detail::code_points(t.get<std::string>());
+    return out;
+  }
+
+  json tool_call_json(const maskgen::ToolCall& call, int index) const {
+    json out = json::object();
+    if (index >= 0) out["index"] = index;
+    out["id"] = call.id;
+    out["type"] = "function";
+    out["function"] = {{"name", call.name}, {"arguments", call.arguments}};
+    return out;
+  }
+
+  // A token's bytes as they appear inside a text: byte-level pieces as their bytes,
+  // SentencePiece pieces with their leading "▁" as a space and byte pieces as the byte.
+  std::string token_bytes(std::int32_t id) const {
+    if (id < 0 || id >= tokenizer_.vocab_size()) return {};
+    const std::int32_t one[] = {id};
+    if (auto bytes = tokenizer_.backend().decode_bytes(one, false)) return *bytes;
+    std::string piece = tokenizer_.id_to_piece(id);
+    if (piece.size() == 6 && piece.starts_with("<0x") && piece.back() == '>') {
+      return std::string(1, static_cast<char>(std::stoi(piece.substr(3, 2), nullptr, 16)));
+    }
+    std::string out;
+    for (std::size_t i = 0; i < piece.size(); ++i) {
+      if (piece.compare(i, 3, "\xE2\x96\x81") == 0) {
+        out += ' ';
+        i += 2;
+      } else {
+        out += piece[i];
+      }
+    }
+    return out;
+  }
+
+  json token_entry(std::int32_t id, double logprob) const {
+    const std::string bytes = token_bytes(id);
+    json list = json::array();
+    for (const unsigned char b : bytes) list.push_back(b);
+    return json{{"token", maskgen::unicode::repaired(bytes)}, {"logprob", logprob}, {"bytes", std::move(list)}};
+  }
+
+  json chat_logprobs(const std::vector<maskgen::TokenLogprobs>& tokens) const {
+    json content = json::array();
+    for (const auto& t : tokens) {
+      json entry = token_entry(t.token, t.logprob);
+      json top = json::array();
+      for (const auto& alt : t.top) top.push_back(token_entry(alt.token, alt.logprob));
+      entry["top_logprobs"] = std::move(top);
+      content.push_back(std::move(entry));
+    }
+    return json{{"content", std::move(content)}};
+  }
+
+  // The legacy completions format: parallel lists, `top_logprobs` as token -> logprob objects
+  // (the chosen token always among them), `text_offset` in characters from the text's start.
+  json completion_logprobs(const std::vector<maskgen::TokenLogprobs>& tokens, std::size_t offset) const {
+    json out{{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}, {"text_offset", json::array()}};
+    for (const auto& t : tokens) {
+      const std::string text = maskgen::unicode::repaired(token_bytes(t.token));
+      out["tokens"].push_back(text);
+      out["token_logprobs"].push_back(t.logprob);
+      json top = json::object();
+      top[text] = t.logprob;
+      for (const auto& alt : t.top) {
+        const std::string piece = maskgen::unicode::repaired(token_bytes(alt.token));
+        if (!top.contains(piece)) top[piece] = alt.logprob;
+      }
+      out["top_logprobs"].push_back(std::move(top));
+      out["text_offset"].push_back(offset);
+      offset += detail::code_points(text);
+    }
+    return out;
   }
 };
 

@@ -12,7 +12,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"An OpenAI-style HTTP server on maskgen's engine (continuous batching):\nPOST /v1/completions, "
-               "POST /v1/chat/completions (with a chat template), GET /v1/models, GET /health.", "server"};
+               "POST /v1/chat/completions (with a chat template), GET /v1/models, GET /metrics, GET /health.", "server"};
   maskgen_cli::set_up(app,
                       "  server --port 8080\n"
                       "  server --model Qwen3-0.6B --host 0.0.0.0 --port 8000 --max-running 16\n"
@@ -42,11 +42,33 @@ int main(int argc, char** argv) {
   app.add_flag_callback("--no-reuse-prefixes", [&] { options.engine.reuse_prefixes = false; },
                         "Do not copy a shared prompt prefix's keys and values from another request")
       ->group(engine);
-  app.add_option("--http-threads", options.http_threads, "Connections served at once")
+  const char* http = "HTTP";
+  app.add_option("--io-threads", options.http.io_threads, "Threads that read and write connections (answers never wait on one)")
       ->type_name("N")
-      ->check(maskgen_cli::whole_number(1, 4096));
+      ->check(maskgen_cli::whole_number(1, 64))
+      ->group(http);
+  app.add_option("--max-connections", options.http.max_connections, "Open connections at most; beyond, a 503 and close")
+      ->type_name("N")
+      ->check(maskgen_cli::whole_number<std::size_t>(1, 1 << 20))
+      ->group(http);
+  app.add_option("--max-body-bytes", options.http.max_body_bytes, "Larger request bodies get 413")
+      ->type_name("N")
+      ->check(maskgen_cli::whole_number<std::size_t>(1, std::size_t{1} << 32))
+      ->group(http);
+  app.add_option("--api-key", options.api_key,
+                 "Require 'Authorization: Bearer KEY' on every endpoint but /health (default: $MASKGEN_API_KEY, if set)")
+      ->type_name("KEY")
+      ->envname("MASKGEN_API_KEY")
+      ->group(http);
+  app.add_flag_callback("--no-access-log", [&] { options.access_log = false; }, "Do not log a line per request")->group(http);
+  std::string reasoning = "split";
+  app.add_option("--reasoning-format", reasoning,
+                 "A chat answer's <think>...</think> block: 'split' into reasoning_content, or 'inline' in content")
+      ->type_name("split|inline")
+      ->check(CLI::IsMember({"split", "inline"}));
 
   return maskgen_cli::run(app, argc, argv, [&] {
+    options.reasoning = reasoning == "inline" ? maskgen_server::ReasoningFormat::Inline : maskgen_server::ReasoningFormat::Split;
     maskgen_server::OpenAIServer server(model, options);
     server.run(host, port, [&](int bound) {
       std::cout << "maskgen server: " << server.model_name() << (server.has_chat_template() ? " (chat template)" : "")

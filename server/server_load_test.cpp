@@ -1,8 +1,10 @@
 // A load test of the HTTP server on loopback, bounded in requests and time: many concurrent clients
 // on the bundled model, streaming and not, some disconnecting early, some sending bad bodies.
 // Passes when nothing crashes, every bad body gets a 400 with a JSON error naming the problem,
-// every completed answer is right by the task's arithmetic, and the engine's cache is empty at
-// the end. Prints a summary; exit code 0 on success.
+// every completed answer is right by the task's arithmetic, a stream's usage chunk counts the
+// tokens its log-probabilities list, a probe request's log-probabilities under load are bitwise
+// those it gets alone, and the engine's cache is empty at the end. Prints a summary; exit code 0
+// on success.
 
 #include "openai_server.hpp"
 
@@ -27,8 +29,15 @@ struct Tally {
   }
 };
 
+// What a stream of choice 0 said: its text, its log-probabilities (completions format, joined)
+// and the usage chunk's completion tokens (-1: none).
+struct Streamed {
+  json logprobs = json::array();  // [token, logprob] pairs
+  long usage_completion_tokens = -1;
+};
+
 // The answer text of an SSE stream: the concatenated pieces of choice 0.
-std::string join_stream(const std::string& sse, bool chat, bool& done) {
+std::string join_stream(const std::string& sse, bool chat, bool& done, Streamed* extra = nullptr) {
   std::string text;
   done = false;
   std::size_t at = 0;
@@ -42,7 +51,15 @@ std::string join_stream(const std::string& sse, bool chat, bool& done) {
       continue;
     }
     const json event = json::parse(payload);
+    if (extra && event.contains("usage") && event["usage"].is_object()) {
+      extra->usage_completion_tokens = event["usage"]["completion_tokens"].get<long>();
+    }
+    if (event["choices"].empty()) continue;  // the usage chunk
     const json& choice = event["choices"][0];
+    if (extra && choice["logprobs"].is_object()) {
+      const json& lp = choice["logprobs"];
+      for (std::size_t k = 0; k < lp["tokens"].size(); ++k) extra->logprobs.push_back({lp["tokens"][k], lp["token_logprobs"][k]});
+    }
     if (chat) {
       if (choice["delta"].contains("content")) text += choice["delta"]["content"].get<std::string>();
     } else {
@@ -58,7 +75,23 @@ json tokenizer_ids(const std::string& prompt) {
   return json(tok.encode(prompt));
 }
 
-void client(int port, int id, int requests, Tally& tally) {
+// The probe: one prompt whose log-probabilities, asked alone before the load, every client asks
+// again under load; they must be bitwise the same (the engine's promise).
+const std::string probe_prompt = "sort 9 8 0 3 4 3 2 5 4 7 =";
+
+json probe_body(bool stream) {
+  return json{{"prompt", probe_prompt}, {"max_tokens", 24}, {"temperature", 0}, {"logprobs", 2}, {"stream", stream}};
+}
+
+// [token, logprob] pairs of a whole answer's choice 0.
+json logprob_pairs(const json& answer) {
+  json pairs = json::array();
+  const json& lp = answer["choices"][0]["logprobs"];
+  for (std::size_t k = 0; k < lp["tokens"].size(); ++k) pairs.push_back({lp["tokens"][k], lp["token_logprobs"][k]});
+  return pairs;
+}
+
+void client(int port, int id, int requests, Tally& tally, const json& probe) {
   httplib::Client http("127.0.0.1", port);
   http.set_read_timeout(60, 0);
   std::mt19937 rng(static_cast<unsigned>(1000 + id));
@@ -93,11 +126,35 @@ void client(int port, int id, int requests, Tally& tally) {
       ++tally.rejected;
       continue;
     }
+    if (kind == 1 || kind == 8) {  // the probe, whole or streamed
+      const auto res = http.Post("/v1/completions", probe_body(kind == 8).dump(), "application/json");
+      if (!res || res->status != 200) {
+        tally.problem("probe got " + (res ? std::to_string(res->status) : "no answer: " + httplib::to_string(res.error())));
+        continue;
+      }
+      json pairs;
+      if (kind == 8) {
+        bool done = false;
+        Streamed extra;
+        join_stream(res->body, false, done, &extra);
+        pairs = extra.logprobs;
+      } else {
+        pairs = logprob_pairs(json::parse(res->body));
+      }
+      if (pairs == probe) ++tally.right;
+      else {
+        ++tally.wrong;
+        tally.problem("probe under load: " + pairs.dump() + ", alone: " + probe.dump());
+      }
+      continue;
+    }
     const bool stream = kind >= 4;
     const bool leave_early = kind == 9;
     json body{{"prompt", prompt}, {"max_tokens", 24}, {"temperature", 0}, {"stream", stream}};
     if (kind == 2) body["prompt"] = tokenizer_ids(prompt);  // the same prompt as token ids
     if (kind == 3) body["stop"] = json::array({"never"});
+    if (kind == 5 || kind == 6) body["stream_options"] = {{"include_usage", true}};
+    if (kind == 6 || kind == 7) body["logprobs"] = 0;
     if (!stream) {
       const auto res = http.Post("/v1/completions", body.dump(), "application/json");
       if (!res || res->status != 200) {
@@ -134,7 +191,17 @@ void client(int port, int id, int requests, Tally& tally) {
       continue;
     }
     bool done = false;
-    const std::string text = join_stream(sse, false, done);
+    Streamed extra;
+    const std::string text = join_stream(sse, false, done, &extra);
+    if (kind == 5 || kind == 6) {
+      // The usage chunk counts the answer's tokens: as many as its log-probabilities list (one
+      // per token, the ending EOS included).
+      const long tokens = extra.usage_completion_tokens;
+      if (tokens < 0) tally.problem(prompt + ": no usage chunk");
+      if (kind == 6 && tokens != static_cast<long>(extra.logprobs.size())) {
+        tally.problem(prompt + ": usage says " + std::to_string(tokens) + " tokens, logprobs list " + std::to_string(extra.logprobs.size()));
+      }
+    }
     if (done && demo::trim(text) == expected) ++tally.right;
     else {
       ++tally.wrong;
@@ -156,8 +223,16 @@ int main(int argc, char** argv) try {
   const int port = server.start("127.0.0.1", 0);
   const auto start = std::chrono::steady_clock::now();
   Tally tally;
+  json probe;
+  {
+    httplib::Client http("127.0.0.1", port);
+    const auto res = http.Post("/v1/completions", probe_body(false).dump(), "application/json");
+    if (!res || res->status != 200) throw std::runtime_error("the probe request alone failed");
+    probe = logprob_pairs(json::parse(res->body));
+    if (probe.empty()) throw std::runtime_error("the probe has no log-probabilities: " + res->body);
+  }
   std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) threads.emplace_back(client, port, c, per_client, std::ref(tally));
+  for (int c = 0; c < clients; ++c) threads.emplace_back(client, port, c, per_client, std::ref(tally), std::cref(probe));
   for (auto& t : threads) t.join();
   // Health answers, the engine drains, and no memory is left held for requests.
   httplib::Client http("127.0.0.1", port);
