@@ -149,7 +149,7 @@ TEST(EngineLogprobs, EqualLogSoftmaxOfTheModelsOwnLogits) {
         SCOPED_TRACE(std::string(name) + " prompt " + std::to_string(p) + " k " + std::to_string(k));
         const RequestResult got64 = engine64.submit(prompts[p], gen, {.logprobs = k}).wait();
         const RequestResult got32 = engine32.submit(prompts[p], gen, {.logprobs = k}).wait();
-        ASSERT_EQ(got64.tokens.size(), 14u);
+        ASSERT_FALSE(got64.tokens.empty());
         expect_matches_reference(got64, reference_logprobs(reference_model, prompts[p], got64.tokens),
                                  static_cast<std::size_t>(k), 1e-9);
         expect_matches_reference(got32, reference_logprobs(reference_model, prompts[p], got32.tokens),
