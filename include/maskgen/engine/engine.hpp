@@ -82,7 +82,8 @@ struct EngineOptions {
 // What a finished request produced.
 struct RequestResult {
   std::vector<std::int32_t> tokens;  // the new tokens (an ending EOS included, as generate())
-  std::vector<TokenLogprobs> logprobs;  // [tokens] logprobs[i] is tokens[i]'s; empty unless RequestOptions::logprobs >= 0
+  // [tokens] logprobs[i] is tokens[i]'s (generation/logprobs.hpp); empty unless RequestOptions::logprobs >= 0
+  std::vector<TokenLogprobs> logprobs;
   std::string text;                  // their text, special tokens skipped, cut before a stop string
   FinishReason finish_reason = FinishReason::Length;
   std::size_t prompt_tokens = 0;
