@@ -69,6 +69,7 @@ struct GenerationConfig {
   // OpenAI's penalties, in [-2, 2] (0 disables): before sampling, token j's score loses
   // count_j * frequency_penalty + (count_j > 0) * presence_penalty, where count_j counts j among
   // the tokens this row has generated so far (not its prompt). Positive values discourage repeats.
+  // Applied right after repetition_penalty (which divides, and counts the prompt too), as vLLM does.
   double frequency_penalty = 0.0;
   double presence_penalty = 0.0;
   // OpenAI's logit_bias: token id -> a bias in [-100, 100] added to its score before any other
