@@ -226,6 +226,8 @@ TEST(BadInput, R23_GenerationSettingsOutOfRange) {
   expect_error<argument_error>([&] { run({.do_sample = true, .top_p = 1.5}); }, {"top_p"});
   expect_error<argument_error>([&] { run({.repetition_penalty = std::numeric_limits<double>::quiet_NaN()}); }, {"repetition_penalty"});
   expect_error<argument_error>([&] { run({.eos_token_id = 500}); }, {"eos_token_id", "500"});
+  expect_error<argument_error>([&] { run({.frequency_penalty = 2.5}); }, {"frequency_penalty", "[-2, 2]", "2.5"});
+  expect_error<argument_error>([&] { run({.logit_bias = {{128, 1.0}}}); }, {"logit_bias", "128", "[0, 128)"});
 }
 
 TEST(BadInput, R24_ContextLongerThanTheModels) {
@@ -263,6 +265,8 @@ TEST(BadInput, R28_EngineRequestThatCanNeverRun) {
   expect_error<argument_error>([&] { engine.submit(std::vector<std::int32_t>(40, 5), {.max_new_tokens = 20}); },
                                {"60 cached tokens", "at most 50", "max_cached_tokens"});
   expect_error<argument_error>([&] { engine.submit(std::vector<std::int32_t>{}, {}); }, {"prompt has no tokens"});
+  expect_error<argument_error>([&] { engine.submit(std::vector<std::int32_t>{5}, {}, {.logprobs = 21}); },
+                               {"RequestOptions::logprobs", "[-1, 20]", "21"});
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Each logits processor on its own, with expected values worked out by hand; greedy choice; the
 // sampler's distribution and reproducibility.
 
+#include <maskgen/generation/step.hpp>
 #include <maskgen/sampling.hpp>
 
 #include <cmath>
@@ -24,6 +25,49 @@ TEST(Processors, RepetitionPenaltyDividesPositiveAndMultipliesNegativeScoresOnce
   const std::vector<std::int32_t> tokens{0, 1, 1};  // token 1 twice: penalized once
   processors::RepetitionPenalty{2.0}(history(tokens, 1), std::span<double>(s));
   EXPECT_EQ(s, (std::vector<double>{1, -4, 1, 3}));
+}
+
+TEST(Processors, FrequencyAndPresencePenaltiesCountGeneratedTokensOnly) {
+  // Prompt {3, 3, 4}, generated {1, 0, 1, 1, 9}: token 0 once, token 1 three times; 3 and 4 are
+  // prompt only and 9 is outside the vocabulary. OpenAI: s_j -= c_j * 0.5 + (c_j > 0) * 1.
+  const std::vector<std::int32_t> tokens{3, 3, 4, 1, 0, 1, 1, 9};
+  std::vector<double> s{2, -1, 0.25, 3, 1};
+  processors::FrequencyPresencePenalty{0.5, 1.0}(history(tokens, 3), std::span<double>(s));
+  EXPECT_EQ(s, (std::vector<double>{2 - 1.5, -1 - 2.5, 0.25, 3, 1}));
+  // Negative penalties encourage repeats; a removed token stays removed.
+  std::vector<float> t{2, -1, 0.25f, -static_cast<float>(inf), 1};
+  const std::vector<std::int32_t> with_removed{3, 3, 4, 1, 0, 1, 1, 3};
+  processors::FrequencyPresencePenalty{-0.5, -1.0}(history(with_removed, 3), std::span<float>(t));
+  EXPECT_EQ(t, (std::vector<float>{3.5f, 1.5f, 0.25f, -static_cast<float>(inf), 1}));
+  // Presence alone: once per distinct generated token, whatever the count.
+  std::vector<double> u{0, 0, 0};
+  const std::vector<std::int32_t> repeated{2, 2, 2, 2};
+  processors::FrequencyPresencePenalty{0.0, 2.0}(history(repeated, 1), std::span<double>(u));
+  EXPECT_EQ(u, (std::vector<double>{0, 0, -2}));
+}
+
+TEST(Processors, LogitBiasAddsEachTokensBias) {
+  std::vector<float> s{1.5f, 2, 0.25f, -static_cast<float>(inf)};
+  processors::LogitBias{{{0, 100.0}, {2, -100.0}, {3, 5.0}}}(history({}, 0), std::span<float>(s));
+  EXPECT_EQ(s, (std::vector<float>{101.5f, 2, -99.75f, -static_cast<float>(inf)}));
+}
+
+TEST(Processors, BiasComesFirstAndOpenAIPenaltiesFollowTheRepetitionPenalty) {
+  // vLLM's order: logit_bias, repetition penalty, frequency/presence penalties.
+  GenerationConfig gen;
+  gen.logit_bias = {{0, 2.0}};
+  gen.repetition_penalty = 2.0;
+  gen.frequency_penalty = 1.0;
+  const auto chain = detail::make_processors<double>(gen, {});
+  EXPECT_EQ(chain.size(), 3u);
+  // Prompt {0}, generated {1}. Token 0: (2 + 2) / 2 = 2 (the penalty first would give 2 / 2 + 2 = 3).
+  // Token 1: -1 * 2 - 1 = -3 (the frequency penalty first would give (-1 - 1) * 2 = -4).
+  const std::vector<std::int32_t> tokens{0, 1};
+  std::vector<double> s{2, -1, 5};
+  chain(history(tokens, 1), std::span<double>(s));
+  EXPECT_EQ(s, (std::vector<double>{2, -3, 5}));
+  // Off by default: the chain is empty for a default greedy config.
+  EXPECT_TRUE(detail::make_processors<double>(GenerationConfig{}, {}).empty());
 }
 
 TEST(Processors, NoRepeatNGramBansTheTokenThatWouldRepeatAnNGram) {

@@ -11,6 +11,7 @@
 #include "engine/engine.hpp"
 #include "error.hpp"
 #include "generation/generate.hpp"
+#include "generation/logprobs.hpp"
 #include "generation/pitfalls.hpp"
 #include "generation/sampling.hpp"
 #include "kv/block_manager.hpp"

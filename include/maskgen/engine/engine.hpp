@@ -15,6 +15,12 @@
 //                               {.on_text = [](std::string_view piece) { std::cout << piece; }});
 //   const maskgen::RequestResult& result = handle.wait();
 //
+// Log-probabilities: a request that sets RequestOptions::logprobs gets, for every new token, its
+// raw log-probability (log_softmax of the model's logits, before the processors; see
+// generation/logprobs.hpp) and the k most likely alternatives, in RequestResult::logprobs and
+// through RequestCallbacks::on_logprobs. Like the tokens, they are bitwise those of the request
+// alone.
+//
 // Memory: the keys and values held for all requests together are bounded by
 // EngineOptions::max_cached_tokens. A request is admitted only when its prompt plus
 // max_new_tokens fits in what is free, so a running request never runs out; until then it waits
@@ -49,6 +55,7 @@
 
 #include "../error.hpp"
 #include "../generate.hpp"
+#include "../generation/logprobs.hpp"
 #include "../kv/block_manager.hpp"
 #include "../tokenizer.hpp"
 #include "scheduler.hpp"
@@ -75,6 +82,8 @@ struct EngineOptions {
 // What a finished request produced.
 struct RequestResult {
   std::vector<std::int32_t> tokens;  // the new tokens (an ending EOS included, as generate())
+  // [tokens] logprobs[i] is tokens[i]'s (generation/logprobs.hpp); empty unless RequestOptions::logprobs >= 0
+  std::vector<TokenLogprobs> logprobs;
   std::string text;                  // their text, special tokens skipped, cut before a stop string
   FinishReason finish_reason = FinishReason::Length;
   std::size_t prompt_tokens = 0;
@@ -86,6 +95,7 @@ struct RequestResult {
 // Called on the engine's thread, in order, for one request; keep them short.
 struct RequestCallbacks {
   std::function<void(std::int32_t token)> on_token{};      // each new token
+  std::function<void(const TokenLogprobs&)> on_logprobs{};  // its logprobs, right after on_token (RequestOptions::logprobs >= 0)
   std::function<void(std::string_view text)> on_text{};    // new complete characters (never inside a stop string)
   std::function<void(const RequestResult&)> on_finish{};  // once, before wait() returns
 };
@@ -93,6 +103,9 @@ struct RequestCallbacks {
 // A request's settings besides the prompt.
 struct RequestOptions {
   std::vector<std::string> stop{};  // the request ends once its text contains one (text cut before it)
+  // Log-probabilities of the new tokens (OpenAI's logprobs and top_logprobs): -1 none; 0 the
+  // chosen token's; k in [1, 20] also the k most likely tokens.
+  int logprobs = -1;
 };
 
 namespace detail {
@@ -179,6 +192,7 @@ class Engine {
     job->schedule.max_new_tokens = static_cast<std::size_t>(std::max(config.max_new_tokens, 0));
     job->sampling.config = config;
     job->stop = std::move(request.stop);
+    job->logprobs = request.logprobs;
     job->callbacks = std::move(callbacks);
     validate(*job);
     job->schedule.reservation = reservation(*job);
@@ -236,6 +250,7 @@ class Engine {
     ScheduleState schedule;
     SamplingState sampling;
     std::vector<std::string> stop;
+    int logprobs = -1;                          // RequestOptions::logprobs
     std::optional<TextOutput<Backend>> output;  // from admission
     RequestCallbacks callbacks;
     std::shared_ptr<detail::RequestState> state;
@@ -275,6 +290,7 @@ class Engine {
     const GenerationConfig& g = job.sampling.config;
     const std::vector<std::int32_t>& prompt = job.schedule.prompt;
     detail::validate_generation(g, 1, false);
+    detail::check_logit_bias(g, c.vocab_size);
     if (g.num_beams != 1) throw argument_error("Engine: num_beams must be 1 (the engine runs greedy search and sampling; use generate() for beam search)");
     if (g.num_return_sequences != 1) throw argument_error("Engine: num_return_sequences must be 1 (submit one request per sequence)");
     if (g.row_seeds.size() > 1) throw argument_error(detail::cat("Engine: row_seeds has ", g.row_seeds.size(), " seeds for one prompt"));
@@ -286,6 +302,9 @@ class Engine {
     }
     for (std::size_t i = 0; i < prompt.size(); ++i) {
       detail::check_vocabulary_id(prompt[i], c.vocab_size, "Engine: prompt[", i, "]");
+    }
+    if (job.logprobs < -1 || job.logprobs > 20) {
+      throw argument_error(detail::cat("Engine: RequestOptions::logprobs must be in [-1, 20] (-1: none), got ", job.logprobs));
     }
     for (std::size_t i = 0; i < job.stop.size(); ++i) {
       if (job.stop[i].empty()) throw argument_error(detail::cat("Engine: stop[", i, "] is an empty string"));
@@ -374,14 +393,18 @@ class Engine {
       Job& job = *step.requests[i];
       const ScheduleState& s = job.schedule;
       // The row's next token, from its own logits and history only (as generate()'s search).
+      const auto row = logits.row(static_cast<Eigen::Index>(i));
       std::int32_t token = 0;
       try {
-        token = detail::choose_token(logits.row(static_cast<Eigen::Index>(i)), scores, *job.sampling.processors,
-                                     RowHistory{s.history, s.prompt.size()},
+        token = detail::choose_token(row, scores, *job.sampling.processors, RowHistory{s.history, s.prompt.size()},
                                      job.sampling.random ? &*job.sampling.random : nullptr);
       } catch (...) {
         fail(job, std::current_exception());
         continue;
+      }
+      if (job.logprobs >= 0) {  // from the raw logits, not the processed scores
+        job.result.logprobs.push_back(token_logprobs<Scalar>(std::span<const Scalar>(row.data(), vocab), token,
+                                                             static_cast<std::size_t>(job.logprobs)));
       }
       job.result.tokens.push_back(token);
       job.schedule.history.push_back(token);
@@ -422,6 +445,7 @@ class Engine {
   // Streams a new token's text; true when a stop string has appeared (the text is cut before it).
   bool deliver(Job& job, std::int32_t token, bool last) {
     if (job.callbacks.on_token) job.callbacks.on_token(token);
+    if (job.logprobs >= 0 && job.callbacks.on_logprobs) job.callbacks.on_logprobs(job.result.logprobs.back());
     const auto piece = job.output->put(token, last);
     if (!piece.text.empty() && job.callbacks.on_text) job.callbacks.on_text(piece.text);
     return piece.stopped;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <functional>
 #include <initializer_list>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -64,6 +65,16 @@ struct GenerationConfig {
 
   double repetition_penalty = 1.0;  // > 0; above 1 discourages tokens already in the row; 1 disables
   int no_repeat_ngram_size = 0;     // > 0: no n-gram of this size occurs twice in a row; 0 disables
+
+  // OpenAI's penalties, in [-2, 2] (0 disables): before sampling, token j's score loses
+  // count_j * frequency_penalty + (count_j > 0) * presence_penalty, where count_j counts j among
+  // the tokens this row has generated so far (not its prompt). Positive values discourage repeats.
+  // Applied right after repetition_penalty (which divides, and counts the prompt too), as vLLM does.
+  double frequency_penalty = 0.0;
+  double presence_penalty = 0.0;
+  // OpenAI's logit_bias: token id -> a bias in [-100, 100] added to its score before any other
+  // processor (+100 all but forces the token, -100 all but bans it). Ids in [0, vocab_size).
+  std::map<std::int32_t, double> logit_bias{};
 
   int num_beams = 1;                                      // > 1: beam search
   double length_penalty = 1.0;                            // beam scores are sum(log p) / length^length_penalty

@@ -155,6 +155,7 @@ GenerationResult<typename M::scalar_type> run(const M& model, const std::vector<
                                               const GenerationConfig& gen, const Streamer& streamer) {
   const ModelConfig& config = model.config();
   validate_generation(gen, prompts.size(), static_cast<bool>(streamer));
+  check_logit_bias(gen, config.vocab_size);
   const GenerationIds ids = resolve_special_ids(gen, config);
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     if (prompts[b].size() > static_cast<std::size_t>(config.max_position_embeddings)) {

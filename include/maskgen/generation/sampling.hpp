@@ -5,7 +5,8 @@
 // A processor sees one row at a time: that row's real tokens so far (never a pad; transformers
 // passes the padded input_ids, so its repetition penalty and n-gram ban also count pad ids) and
 // the row's scores over the vocabulary, which it rewrites in place. Every processor follows the
-// arithmetic of its transformers namesake; removed tokens get -infinity.
+// arithmetic of its transformers namesake, and OpenAI's logit_bias and frequency and presence
+// penalties follow vLLM's; removed tokens get -infinity.
 
 #include <algorithm>
 #include <cmath>
@@ -72,6 +73,45 @@ struct RepetitionPenalty {
       if (i >= scores.size() || seen[i]) continue;
       seen[i] = true;
       scores[i] = scores[i] < 0 ? scores[i] * p : scores[i] / p;
+    }
+  }
+};
+
+// OpenAI's frequency and presence penalties (vLLM's arithmetic): token j's score loses
+// count_j * frequency + (count_j > 0) * presence, where count_j counts j among the row's generated
+// tokens only (the prompt does not count). Computed in double, rounded once to Scalar.
+struct FrequencyPresencePenalty {
+  double frequency = 0.0;  // per occurrence
+  double presence = 0.0;   // once for any occurrence
+
+  template <class Scalar>
+  void operator()(const RowHistory& row, std::span<Scalar> scores) const {
+    std::vector<std::int32_t> generated(row.tokens.begin() + static_cast<std::ptrdiff_t>(row.prompt_length),
+                                        row.tokens.end());
+    std::sort(generated.begin(), generated.end());
+    for (std::size_t begin = 0; begin < generated.size();) {
+      std::size_t end = begin + 1;
+      while (end < generated.size() && generated[end] == generated[begin]) ++end;
+      const auto i = static_cast<std::size_t>(generated[begin]);  // a negative id wraps past the end
+      if (i < scores.size()) {
+        const double count = static_cast<double>(end - begin);
+        scores[i] = static_cast<Scalar>(static_cast<double>(scores[i]) - (count * frequency + presence));
+      }
+      begin = end;
+    }
+  }
+};
+
+// OpenAI's logit_bias: each listed token's score gains its bias (computed in double, rounded once
+// to Scalar); a removed token stays removed.
+struct LogitBias {
+  std::vector<std::pair<std::int32_t, double>> bias;  // (token id, bias)
+
+  template <class Scalar>
+  void operator()(const RowHistory&, std::span<Scalar> scores) const {
+    for (const auto& [id, b] : bias) {
+      const auto i = static_cast<std::size_t>(id);
+      if (i < scores.size()) scores[i] = static_cast<Scalar>(static_cast<double>(scores[i]) + b);
     }
   }
 };

@@ -42,6 +42,11 @@ inline std::vector<std::int32_t> resolve_eos(const GenerationConfig& gen, const 
   return eos;
 }
 
+// logit_bias names tokens of the vocabulary only.
+inline void check_logit_bias(const GenerationConfig& gen, std::int64_t vocab_size) {
+  for (const auto& entry : gen.logit_bias) check_vocabulary_id(entry.first, vocab_size, "logit_bias: token id");
+}
+
 inline GenerationIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
   GenerationIds ids;
   ids.eos = resolve_eos(gen, config);
@@ -73,6 +78,17 @@ inline void validate_generation(const GenerationConfig& gen, std::size_t prompts
   }
   if (gen.no_repeat_ngram_size < 0) {
     throw argument_error(cat("no_repeat_ngram_size must be >= 0, got ", gen.no_repeat_ngram_size));
+  }
+  if (!(gen.frequency_penalty >= -2 && gen.frequency_penalty <= 2)) {
+    throw argument_error(cat("frequency_penalty must be in [-2, 2], got ", gen.frequency_penalty));
+  }
+  if (!(gen.presence_penalty >= -2 && gen.presence_penalty <= 2)) {
+    throw argument_error(cat("presence_penalty must be in [-2, 2], got ", gen.presence_penalty));
+  }
+  for (const auto& [id, bias] : gen.logit_bias) {
+    if (!(bias >= -100 && bias <= 100)) {
+      throw argument_error(cat("logit_bias[", id, "] must be in [-100, 100], got ", bias));
+    }
   }
   if (gen.num_beams > 1) {
     if (gen.do_sample) throw argument_error("do_sample with num_beams > 1 (beam sampling) is not supported");
@@ -114,11 +130,24 @@ std::int32_t choose_token(const Logits& logits, std::vector<Scalar>& scores, con
   return random ? sample_token<Scalar>(scores, *random) : argmax_token<Scalar>(scores);
 }
 
-// The processors transformers would run for `gen`, in its order.
+// The processors for `gen`: transformers' in its order, with OpenAI's logit_bias and penalties
+// where vLLM applies them (the bias first, the frequency and presence penalties right after the
+// repetition penalty), all before temperature, top-k, top-p and min-p. Where the bias and the
+// penalties are off, the chain is transformers' own.
 template <class Scalar>
 LogitsProcessorChain<Scalar> make_processors(const GenerationConfig& gen, const std::vector<std::int32_t>& eos) {
   LogitsProcessorChain<Scalar> chain;
+  if (!gen.logit_bias.empty()) {
+    processors::LogitBias bias;
+    for (const auto& [id, b] : gen.logit_bias) {
+      if (b != 0.0) bias.bias.emplace_back(id, b);
+    }
+    if (!bias.bias.empty()) chain.add(std::move(bias));
+  }
   if (gen.repetition_penalty != 1.0) chain.add(processors::RepetitionPenalty{gen.repetition_penalty});
+  if (gen.frequency_penalty != 0.0 || gen.presence_penalty != 0.0) {
+    chain.add(processors::FrequencyPresencePenalty{gen.frequency_penalty, gen.presence_penalty});
+  }
   if (gen.no_repeat_ngram_size > 0) {
     chain.add(processors::NoRepeatNGram{static_cast<std::size_t>(gen.no_repeat_ngram_size)});
   }
