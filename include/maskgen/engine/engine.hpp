@@ -75,7 +75,7 @@ struct EngineOptions {
 // What a finished request produced.
 struct RequestResult {
   std::vector<std::int32_t> tokens;  // the new tokens (an ending EOS included, as generate())
-  std::string text;                  // their text, special tokens skipped, cut before a stop string
+  std::string text;                  // their text in the prompt's context (engine/text_output.hpp), cut before a stop string
   FinishReason finish_reason = FinishReason::Length;
   std::size_t prompt_tokens = 0;
   std::size_t reused_prompt_tokens = 0;  // prompt tokens whose keys and values were copied, not computed
@@ -93,6 +93,7 @@ struct RequestCallbacks {
 // A request's settings besides the prompt.
 struct RequestOptions {
   std::vector<std::string> stop{};  // the request ends once its text contains one (text cut before it)
+  bool skip_special_tokens = true;  // special tokens are left out of the text (an ending EOS always is)
 };
 
 namespace detail {
@@ -179,6 +180,7 @@ class Engine {
     job->schedule.max_new_tokens = static_cast<std::size_t>(std::max(config.max_new_tokens, 0));
     job->sampling.config = config;
     job->stop = std::move(request.stop);
+    job->skip_special_tokens = request.skip_special_tokens;
     job->callbacks = std::move(callbacks);
     validate(*job);
     job->schedule.reservation = reservation(*job);
@@ -236,6 +238,7 @@ class Engine {
     ScheduleState schedule;
     SamplingState sampling;
     std::vector<std::string> stop;
+    bool skip_special_tokens = true;
     std::optional<TextOutput<Backend>> output;  // from admission
     RequestCallbacks callbacks;
     std::shared_ptr<detail::RequestState> state;
@@ -408,7 +411,8 @@ class Engine {
     s.eos = detail::resolve_eos(s.config, model_.config());
     s.processors.emplace(detail::make_processors<Scalar>(s.config, s.eos));
     if (s.config.do_sample) s.random.emplace(s.config.row_seeds.empty() ? mix_seed(s.config.seed, 0) : s.config.row_seeds[0]);
-    job.output.emplace(tokenizer_, job.stop);
+    job.output.emplace(tokenizer_, job.schedule.prompt,
+                       TextOutputOptions{job.stop, {.skip_special_tokens = job.skip_special_tokens}, s.eos});
     job.result.prompt_tokens = job.schedule.prompt.size();
     job.result.reused_prompt_tokens = job.schedule.reused;
     if (job.schedule.max_new_tokens == 0) {  // as generate(): nothing to compute
