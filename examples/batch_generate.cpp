@@ -239,6 +239,7 @@ int main(int argc, char** argv) {
   maskgen_cli::add_model_flag(app, dir);
   app.add_option("-p,--prompt", flag_prompts, "A prompt, as llama.cpp's -p; may be given several times (before the PROMPT arguments)")
       ->type_name("TEXT")
+      ->default_str("")
       ->allow_extra_args(false);  // -p takes one value each time, as llama.cpp's
   app.add_option("--file", prompt_file, "Read prompts from a file, one per line (blank lines skipped)")
       ->type_name("FILE")

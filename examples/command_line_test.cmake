@@ -148,7 +148,7 @@ check(0 batch_generate --help SAYS "-m,--model DIR=" "-p,--prompt TEXT" "-n,--ma
 check(0 server --help SAYS "-m,--model DIR=" "-t,--threads N=0")
 check(0 batch_generate -m "${DEMO_MODEL}" -n 8 -t 1 -p "sort 3 1 2 =" -p "reverse 1 2 3 =" "sort 2 1 ="
       SAYS "[0] sort 3 1 2 = ->  1 2 3\n[1] reverse 1 2 3 = ->  3 2 1\n[2] sort 2 1 = ->  1 2\n")
-check(2 batch_generate -n x "sort 1 =" SAYS "-n: expected a whole number >= 0, got 'x'")
+check(2 batch_generate -n x "sort 1 =" SAYS "--max-new-tokens: expected a whole number >= 0, got 'x'")
 # --stream with several prompts: each row's line whole when it is done, never pieces of rows mixed
 # (the short answer first: rows leave when they end).
 check(0 batch_generate --stream "reverse 1 2 3 4 5 6 =" "sort 2 1 ="
