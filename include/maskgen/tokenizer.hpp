@@ -15,6 +15,7 @@
 // with U+FFFD; the tokenizer.json backend replaces each maximal ill-formed subpart with U+FFFD (as
 // Python's decode(errors="replace") and Hugging Face tokenizers do). See each backend's header.
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <concepts>
