@@ -1,10 +1,12 @@
 // Generates continuations for a batch of prompts with any supported model folder: each prompt
-// and its continuation, and at the end the new tokens per second. `batch_generate --help` lists
-// the flags; the generation flags are transformers' GenerationConfig fields (--max-new-tokens,
-// --do-sample, --temperature, --top-p, --num-beams, ...).
+// and its continuation (decoded after the prompt, so it keeps the space before its first word),
+// and at the end the new tokens per second. `batch_generate --help` lists the flags; the
+// generation flags are transformers' GenerationConfig fields (--max-new-tokens, --do-sample,
+// --temperature, --top-p, --num-beams, ...), and llama.cpp's -m, -p, -n, -t work too.
 //
-//   batch_generate [--model DIR] [OPTIONS] [PROMPT...]
-//     prompts: PROMPT arguments, --file F (one per line), or standard input (one per line)
+//   batch_generate [-m DIR] [OPTIONS] [PROMPT...]
+//     prompts: -p PROMPT (repeatable), PROMPT arguments, --file F (one per line), or standard
+//     input (one per line)
 
 #include <maskgen/maskgen.hpp>
 
@@ -13,8 +15,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -31,52 +36,79 @@ std::vector<std::string> read_lines(std::istream& in) {
   return lines;
 }
 
-// Prints each row's text as its tokens arrive, whole characters only (a token may end inside a
-// character). One row: plain running text; several: a line per step with each row's new text.
+using Ids = std::vector<std::int32_t>;
+
+// The real ids of row r of a padded batch.
+Ids row_ids(const maskgen::TokenMatrix& ids, const maskgen::TokenMatrix& mask, Eigen::Index r) {
+  Ids out;
+  for (Eigen::Index j = 0; j < ids.cols(); ++j) {
+    if (mask(r, j) == 1) out.push_back(ids(r, j));
+  }
+  return out;
+}
+
+// What `tokens` add to the text of `prompt`: decode(prompt + tokens) minus decode(prompt), so a
+// SentencePiece continuation keeps the space before its first word.
+std::string continuation(const maskgen::AutoTokenizer& tok, const Ids& prompt, std::span<const std::int32_t> tokens) {
+  maskgen::DecodeStream stream(tok, prompt);
+  std::string text;
+  for (const std::int32_t id : tokens) text += stream.put(id);
+  return text + stream.finish();
+}
+
+// Prints text as it is generated, each row decoded after its own prompt, whole characters only
+// (a token may end inside a character). One row: running text. Several: rows never interleave;
+// each row's line is printed whole, by `line`, as soon as the row is done.
 class Printer {
  public:
-  // Output row r belongs to prompt first + r / per (per: sequences per prompt).
-  Printer(const maskgen::AutoTokenizer& tok, std::size_t rows, std::size_t first, std::size_t per)
-      : streams_(std::make_shared<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>>()),
-        first_(first),
-        per_(per) {
-    for (std::size_t r = 0; r < rows; ++r) streams_->emplace_back(tok);
+  using Line = std::function<std::string(std::size_t row, const std::string& text)>;
+
+  // prompts[r]: the ids output row r continues.
+  Printer(const maskgen::AutoTokenizer& tok, const std::vector<Ids>& prompts, Line line)
+      : rows_(std::make_shared<std::vector<Row>>()), line_(std::move(line)) {
+    for (const Ids& prompt : prompts) rows_->push_back({maskgen::DecodeStream(tok, prompt), {}, false});
   }
 
   void operator()(maskgen::StreamStep& step) {
-    auto& streams = *streams_;
-    if (streams.size() > 1) std::cout << "step " << step.step() << ":";
+    auto& rows = *rows_;
     for (std::size_t i = 0; i < step.rows().size(); ++i) {
-      const std::size_t r = step.rows()[i];
-      std::string fresh = streams[r].put(step.tokens()[i]);
-      if (step.finished(i)) fresh += streams[r].finish();
-      if (streams.size() > 1) std::cout << "  " << label(r) << fresh;
-      else std::cout << fresh;
+      Row& row = rows[step.rows()[i]];
+      std::string fresh = row.stream.put(step.tokens()[i]);
+      if (rows.size() > 1) {
+        row.text += fresh;
+        if (step.finished(i)) done(step.rows()[i]);
+        continue;
+      }
+      if (step.finished(i)) fresh += row.stream.finish();
+      std::cout << fresh << std::flush;
     }
-    if (streams.size() > 1) std::cout << "\n";
-    std::cout.flush();
   }
 
-  // What the streams still hold once generation is over (rows that ended by length).
+  // Once generation is over: what is still held (rows that made no token at all).
   void finish() const {
-    for (std::size_t r = 0; r < streams_->size(); ++r) {
-      const std::string rest = (*streams_)[r].finish();
-      if (rest.empty()) continue;
-      if (streams_->size() > 1) std::cout << "  " << label(r);
-      std::cout << rest;
+    auto& rows = *rows_;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+      if (rows.size() == 1) std::cout << rows[r].stream.finish();
+      else if (!rows[r].printed) done(r);
     }
   }
 
  private:
-  // "[3]", or "[3.1]" for the second sequence of prompt 3.
-  std::string label(std::size_t r) const {
-    const std::string prompt = std::to_string(first_ + r / per_);
-    return "[" + (per_ > 1 ? prompt + "." + std::to_string(r % per_) : prompt) + "]";
+  struct Row {
+    maskgen::DecodeStream<maskgen::AnyTokenizerBackend> stream;
+    std::string text;  // several rows: the text so far, printed when the row is done
+    bool printed = false;
+  };
+
+  void done(std::size_t r) const {
+    Row& row = (*rows_)[r];
+    row.text += row.stream.finish();
+    row.printed = true;
+    std::cout << line_(r, row.text) << std::flush;
   }
 
-  std::shared_ptr<std::vector<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>> streams_;  // shared by copies
-  std::size_t first_;
-  std::size_t per_;
+  std::shared_ptr<std::vector<Row>> rows_;  // shared by copies
+  Line line_;
 };
 
 // How batch_generate runs, from its flags.
@@ -123,31 +155,49 @@ int generate_all(const std::filesystem::path& dir, maskgen::GenerationConfig gen
     } else {
       batch = tok.encode_batch(chunk, padding);
     }
-    maskgen::Streamer streamer;
     const auto per = static_cast<std::size_t>(gen.num_return_sequences);  // sequences per prompt
-    const Printer printer(tok, chunk.size() * per, first, per);
+    const std::size_t rows = chunk.size() * per;
+    std::vector<Ids> prompt_ids(rows);  // what each output row continues
+    for (std::size_t r = 0; r < rows; ++r) {
+      prompt_ids[r] = row_ids(batch.input_ids, batch.attention_mask, static_cast<Eigen::Index>(r / per));
+    }
+    // --check: whether row r's text is the task's answer.
+    auto right = [&](std::size_t r, const std::string& text) {
+      const auto expected = demo::expected_answer(chunk[r / per]);
+      return std::pair(expected && demo::trim(text) == *expected, expected.value_or("?"));
+    };
+    // "[3] prompt -> text": the continuation as it follows the prompt (its leading space kept).
+    auto line = [&](std::size_t r, const std::string& text) {
+      std::string mark;
+      if (how.check) {
+        const auto [ok, expected] = right(r, text);
+        mark = ok ? "  [right]" : "  [wrong: expected " + expected + "]";
+      }
+      return "[" + std::to_string(first + r / per) + "] " + chunk[r / per] + " -> " + text + mark + "\n";
+    };
+    const bool running_text = how.stream && rows == 1;  // else --stream prints each row's line when it is done
+    maskgen::Streamer streamer;
+    const Printer printer(tok, prompt_ids, line);
     if (how.stream) {
-      if (chunk.size() * per == 1) std::cout << chunk[0] << " " << std::flush;
+      if (running_text) std::cout << chunk[0] << (how.chat ? "\n" : "") << std::flush;
       streamer = printer;
     }
     const auto out = maskgen::generate(model, batch.input_ids, batch.attention_mask, gen, streamer);
     if (how.stream) {
       printer.finish();
-      std::cout << "\n";
+      if (running_text) std::cout << "\n";
     }
-    const auto texts = tok.decode_batch(out.sequences, out.sequences_mask());
     for (std::size_t r = 0; r < out.lengths.size(); ++r) {
       new_tokens += out.lengths[r];
-      const std::string& prompt = chunk[r / per];
-      std::string mark;
+      const std::span<const std::int32_t> tokens =
+          out.lengths[r] == 0 ? std::span<const std::int32_t>()
+                              : std::span<const std::int32_t>(&out.sequences(static_cast<Eigen::Index>(r), 0), out.lengths[r]);
+      const std::string text = continuation(tok, prompt_ids[r], tokens);
       if (how.check) {
-        const auto expected = demo::expected_answer(prompt);
-        const bool ok = expected && demo::trim(texts[r]) == *expected;
-        right_answers += ok;
+        right_answers += right(r, text).first;
         ++checked;
-        mark = ok ? "  [right]" : "  [wrong: expected " + expected.value_or("?") + "]";
       }
-      if (!how.stream || how.check || per > 1) std::cout << "[" << first + r / per << "] " << prompt << " -> " << texts[r] << mark << "\n";
+      if (!how.stream || (running_text && how.check)) std::cout << line(r, text);
     }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (prompts.size() > how.batch_size) {
@@ -172,10 +222,11 @@ int main(int argc, char** argv) {
                       "  batch_generate --stream \"reverse 3 1 4 1 5 =\"\n"
                       "  batch_generate --model Qwen3-0.6B --chat --no-thinking --max-new-tokens 64 \"What is the capital of France?\"\n"
                       "  batch_generate --model Qwen3-0.6B --do-sample --temperature 0.7 --top-p 0.9 --seed 1 \"Once upon a time\"\n"
+                      "  batch_generate -m Qwen3-0.6B -n 64 -t 2 -p \"Once upon a time\"   (llama.cpp's short flags)\n"
                       "A prompt that begins with '-' goes after '--'.");
   std::string dir = MASKGEN_DEMO_MODEL_DIR;
   maskgen::GenerationConfig gen{.max_new_tokens = 32};
-  std::vector<std::string> prompts;
+  std::vector<std::string> prompts, flag_prompts;
   std::string prompt_file;
   std::size_t batch_size = 16;
   std::string padding_side = "left";
@@ -186,6 +237,10 @@ int main(int argc, char** argv) {
       ->type_name("")
       ->default_str("");
   maskgen_cli::add_model_flag(app, dir);
+  app.add_option("-p,--prompt", flag_prompts, "A prompt, as llama.cpp's -p; may be given several times (before the PROMPT arguments)")
+      ->type_name("TEXT")
+      ->default_str("")
+      ->allow_extra_args(false);  // -p takes one value each time, as llama.cpp's
   app.add_option("--file", prompt_file, "Read prompts from a file, one per line (blank lines skipped)")
       ->type_name("FILE")
       ->check(maskgen_cli::existing_file());
@@ -197,7 +252,9 @@ int main(int argc, char** argv) {
   app.add_option("--padding-side", padding_side, "Where pads go; the continuations are the same either way")
       ->type_name("SIDE")
       ->check(maskgen_cli::one_of({"left", "right"}));
-  app.add_flag("--stream", stream, "Print text as it is generated");
+  app.add_flag("--stream", stream,
+               "Print text as it is generated. One prompt: its text runs on after the prompt as it comes. Several: "
+               "rows never interleave; each row's line (as without --stream) is printed whole as soon as that row is done");
   app.add_flag("--check", check, "For the bundled task: mark each answer right or wrong and count them");
   const char* chat_group = "Chat";
   CLI::Option* chat_flag =
@@ -208,6 +265,8 @@ int main(int argc, char** argv) {
 
   return maskgen_cli::run(app, argc, argv, [&] {
     maskgen_cli::check_generation_flags(gen, stream);
+    maskgen_cli::draw_seed_unless_given(app, gen, std::cerr);
+    prompts.insert(prompts.begin(), flag_prompts.begin(), flag_prompts.end());
     if (!prompt_file.empty()) {
       std::ifstream in(prompt_file);
       if (!in) throw maskgen::io_error("cannot read the prompt file " + prompt_file);

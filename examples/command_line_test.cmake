@@ -2,17 +2,18 @@
 # --version, and bad command lines, each with the exit status and the words it must print.
 #   cmake -DBIN=<folder of the built examples> -DWORK=<scratch folder> -DVERSION=<package version>
 #         -DDEMO_MODEL=<the bundled model's folder> [-DTOOLS=<folder of make_random_model and
-#         export_llama2c>] -P command_line_test.cmake
+#         export_llama2c>] [-DSTORIES=<the stories260K model folder, a SentencePiece Llama>]
+#         -P command_line_test.cmake
 # Every failing case is listed, then the script fails.
 
 set(failures 0)
 
-# check(<status> <program> [argument...] SAYS <text>...): runs the program (standard input
-# empty) and checks its exit status and that its output, standard output and error together,
-# holds each text. An exit status of 2 must also come with "<program>: " and the pointer to
-# --help; no output may show a C++ exception's bare name.
+# check(<status> <program> [argument...] SAYS <text>... [NEVER <text>...]): runs the program
+# (standard input empty) and checks its exit status and that its output, standard output and
+# error together, holds each SAYS text and none of the NEVER texts. An exit status of 2 must also
+# come with "<program>: " and the pointer to --help; no output may show a C++ exception's bare name.
 function(check status program)
-  cmake_parse_arguments(PARSE_ARGV 2 arg "" "" "SAYS")
+  cmake_parse_arguments(PARSE_ARGV 2 arg "" "" "SAYS;NEVER")
   execute_process(COMMAND "${BIN}/${program}" ${arg_UNPARSED_ARGUMENTS}
                   INPUT_FILE /dev/null RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE out TIMEOUT 120)
   string(REPLACE ";" " " command "${program} ${arg_UNPARSED_ARGUMENTS}")
@@ -30,6 +31,12 @@ function(check status program)
       string(APPEND problems "\n  does not say: ${text}")
     endif()
   endforeach()
+  foreach(text IN LISTS arg_NEVER)
+    string(FIND "${out}" "${text}" at)
+    if(NOT at EQUAL -1)
+      string(APPEND problems "\n  says what it must not: ${text}")
+    endif()
+  endforeach()
   if(out MATCHES "std::|terminate called|basic_string|stoi|stod|what\\(\\)")
     string(APPEND problems "\n  shows a C++ exception's name")
   endif()
@@ -44,7 +51,7 @@ endfunction()
 
 # --help (defaults and examples) and --version, of every program.
 check(0 batch_generate --help SAYS "Usage: batch_generate [OPTIONS] [PROMPT...]" "--model DIR=" "--max-new-tokens N=32"
-      "--min-new-tokens N=0" "--do-sample" "--temperature X=1" "--top-k N=50" "--top-p X=1" "--min-p X=0" "--seed N=0"
+      "--min-new-tokens N=0" "--do-sample" "--temperature X=1" "--top-k N=50" "--top-p X=1" "--min-p X=0" "--seed N "
       "--repetition-penalty X=1" "--no-repeat-ngram-size N=0" "--num-beams N=1" "--num-return-sequences N=1"
       "--threads N=0" "--batch-size N=16" "--padding-side SIDE=left" "--stream" "--chat" "Examples:"
       "batch_generate --check --file examples/demo_prompts.txt")
@@ -132,8 +139,48 @@ check(1 server --host 999.1.1.1 --port 0 SAYS "server: cannot listen on 999.1.1.
 # And good command lines still run: the last two are examples from the programs' --help.
 check(0 tokenize_batch --padding-side right "sort 1 =" "reverse 1 2 3 =" SAYS "input_ids [2, 6]:" "attention_mask:\n1 1 1 1 0 0\n1 1 1 1 1 1")
 check(0 tokenize_batch --truncation --max-length 4 --no-add-bos-token "sort 9 8 7 6 5 =" SAYS "input_ids [1, 4]:")
+# The continuation is printed as it follows the prompt: " 1 2 3", its leading space kept.
 check(0 batch_generate --check --do-sample --seed 1 --temperature 0.01 --num-return-sequences 2 "sort 3 1 2 ="
-      SAYS "[0] sort 3 1 2 = -> 1 2 3  [right]" "right answers: 2 of 2")
+      SAYS "[0] sort 3 1 2 = ->  1 2 3  [right]" "right answers: 2 of 2" NEVER "seed: ")
+
+# llama.cpp's short flags beside the long ones: -m, -p (repeatable, before the PROMPT arguments), -n, -t.
+check(0 batch_generate --help SAYS "-m,--model DIR=" "-p,--prompt TEXT" "-n,--max-new-tokens N=32" "-t,--threads N=0")
+check(0 server --help SAYS "-m,--model DIR=" "-t,--threads N=0")
+check(0 batch_generate -m "${DEMO_MODEL}" -n 8 -t 1 -p "sort 3 1 2 =" -p "reverse 1 2 3 =" "sort 2 1 ="
+      SAYS "[0] sort 3 1 2 = ->  1 2 3\n[1] reverse 1 2 3 = ->  3 2 1\n[2] sort 2 1 = ->  1 2\n")
+check(2 batch_generate -n x "sort 1 =" SAYS "--max-new-tokens: expected a whole number >= 0, got 'x'")
+# --stream with several prompts: each row's line whole when it is done, never pieces of rows mixed
+# (the short answer first: rows leave when they end).
+check(0 batch_generate --stream "reverse 1 2 3 4 5 6 =" "sort 2 1 ="
+      SAYS "[1] sort 2 1 = ->  1 2\n[0] reverse 1 2 3 4 5 6 = ->  6 5 4 3 2 1\n" NEVER "step ")
+
+# --do-sample without --seed draws a seed and says it; --seed with that number repeats the run.
+set(sampling -n 12 --do-sample --temperature 3 --top-k 0 "sort 5 2 9 2 =" "reverse 1 2 3 =")
+execute_process(COMMAND "${BIN}/batch_generate" ${sampling} INPUT_FILE /dev/null RESULT_VARIABLE rc
+                OUTPUT_VARIABLE first ERROR_VARIABLE said TIMEOUT 120)
+if(rc EQUAL 0 AND said MATCHES "seed: ([0-9]+)\n")
+  set(seed "${CMAKE_MATCH_1}")
+  execute_process(COMMAND "${BIN}/batch_generate" ${sampling} --seed ${seed} INPUT_FILE /dev/null RESULT_VARIABLE rc
+                  OUTPUT_VARIABLE again ERROR_VARIABLE said_again TIMEOUT 120)
+  if(rc EQUAL 0 AND again STREQUAL first AND NOT said_again MATCHES "seed: ")
+    message("ok: batch_generate --do-sample says its seed (${seed}) and --seed ${seed} repeats the run")
+  else()
+    message("FAILED: batch_generate --seed ${seed} did not repeat the run (exit status ${rc}):\n${first}\n---\n${again}")
+    math(EXPR failures "${failures} + 1")
+  endif()
+else()
+  message("FAILED: batch_generate --do-sample without --seed (exit status ${rc}) did not say its seed:\n${said}")
+  math(EXPR failures "${failures} + 1")
+endif()
+
+# A SentencePiece Llama: the continuation keeps its leading space, streamed or not, and a
+# continuation without one ("," after "Once upon a time") gets none.
+if(STORIES AND EXISTS "${STORIES}/config.json")
+  check(0 batch_generate -m "${STORIES}" -n 4 "The dog" "Once upon a time"
+        SAYS "[0] The dog ->  was a big" "[1] Once upon a time -> , there")
+  check(0 batch_generate -m "${STORIES}" -n 4 --stream "Once upon a time" SAYS "Once upon a time, there" NEVER "time ,")
+  check(0 batch_generate -m "${STORIES}" -n 4 --stream "The dog" SAYS "The dog was a big" NEVER "dogwas")
+endif()
 
 # The tools built with the benchmarks parse their command lines the same way.
 if(TOOLS)

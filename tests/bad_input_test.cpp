@@ -216,6 +216,12 @@ TEST(BadInput, R22_IdOutsideTheVocabulary) {
   TokenMatrix ids = TokenMatrix::Constant(2, 3, 5);
   ids(0, 1) = 128;
   expect_error<argument_error>([&] { maskgen::generate(tiny(), ids, TokenMatrix::Ones(2, 3), {}); }, {"input_ids[0, 1]", "128"});
+  // Decoding: a negative id is refused; an id beyond the tokenizer's size decodes to nothing.
+  const auto tok_dir = maskgen::test::shared_dir() / "models/stories260K";
+  MASKGEN_REQUIRE_SHARED(tok_dir);
+  const auto tok = maskgen::load_tokenizer(tok_dir);
+  expect_error<argument_error>([&] { (void)tok.decode(std::vector<std::int32_t>{5, -1}); }, {"ids[1] is -1", ">= 0"});
+  EXPECT_EQ(tok.decode(std::vector<std::int32_t>{5, 151883}), tok.decode(std::vector<std::int32_t>{5}));
 }
 
 TEST(BadInput, R23_GenerationSettingsOutOfRange) {

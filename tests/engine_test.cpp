@@ -24,8 +24,8 @@ struct Reference {
   FinishReason reason;
 };
 
-// generate() alone on one prompt; with stop strings, a streamer stops the row once the decoded
-// text contains one (as the engine does).
+// generate() alone on one prompt; with stop strings, a streamer stops the row once the text
+// decoded after the prompt contains one (as the engine does).
 Reference alone(const Model& model, const Tok& tok, const std::vector<std::int32_t>& prompt, const GenerationConfig& gen,
                 const std::vector<std::string>& stop = {}) {
   maskgen::TokenMatrix ids(1, static_cast<Eigen::Index>(prompt.size()));
@@ -33,7 +33,7 @@ Reference alone(const Model& model, const Tok& tok, const std::vector<std::int32
   const maskgen::TokenMatrix mask = maskgen::TokenMatrix::Ones(1, ids.cols());
   maskgen::Streamer streamer;
   auto text = std::make_shared<std::string>();
-  auto stream = std::make_shared<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>(tok);
+  auto stream = std::make_shared<maskgen::DecodeStream<maskgen::AnyTokenizerBackend>>(tok, prompt);
   if (!stop.empty()) {
     streamer = [&stop, text, stream](maskgen::StreamStep& step) {
       *text += stream->put(step.tokens()[0]);
@@ -273,9 +273,14 @@ TEST(Engine, BundledModelAnswersAsGenerate) {
     const auto& got = handles[i].wait();
     EXPECT_EQ(got.tokens, alone(model, tok, tok.encode(prompts[i]), gen).tokens) << prompts[i];
   }
-  EXPECT_EQ(handles[0].wait().text, "0 4 9");  // the task's answers, by arithmetic
-  EXPECT_EQ(handles[3].wait().text, "2 4 0 4");
-  for (const auto& h : handles) EXPECT_EQ(h.wait().text, tok.decode(h.wait().tokens));
+  // The task's answers, by arithmetic, as they follow the prompt (after a space).
+  EXPECT_EQ(handles[0].wait().text, " 0 4 9");
+  EXPECT_EQ(handles[3].wait().text, " 2 4 0 4");
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<std::int32_t> all = tok.encode(prompts[i]);
+    all.insert(all.end(), handles[i].wait().tokens.begin(), handles[i].wait().tokens.end());
+    EXPECT_EQ(tok.decode(tok.encode(prompts[i])) + handles[i].wait().text, tok.decode(all));
+  }
 }
 
 TEST(Engine, StopStringsEndTheRequestAndAreNotStreamed) {
@@ -285,7 +290,9 @@ TEST(Engine, StopStringsEndTheRequestAndAreNotStreamed) {
   const Tok tok = maskgen::load_tokenizer(dir);
   const GenerationConfig gen{.max_new_tokens = 60, .pad_token_id = 0};
   const auto prompt = tok.encode("Once upon a time");
-  const std::string full = alone(model, tok, prompt, gen).tokens.empty() ? "" : tok.decode(alone(model, tok, prompt, gen).tokens);
+  std::vector<std::int32_t> all = prompt;
+  for (const auto t : alone(model, tok, prompt, gen).tokens) all.push_back(t);
+  const std::string full = tok.decode(all).substr(tok.decode(prompt).size());  // what it says after the prompt
   ASSERT_GT(full.size(), 20u);
   const std::string stop = full.substr(12, 4);  // a piece from the middle of what it would say
   Engine<Model> engine(model, tok);

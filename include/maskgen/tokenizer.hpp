@@ -3,12 +3,19 @@
 // Backends: SentencePieceBackend (tokenizer.model; the default) and TokenizerJsonBackend
 // (tokenizer.json, byte-level BPE: Qwen2/2.5/3, Llama 3). load_tokenizer(dir) picks whichever a
 // model folder holds and returns an AutoTokenizer. DecodeStream turns generated ids into text one
-// token at a time without ever cutting a character in two.
+// token at a time without ever cutting a character in two, in the context of the ids before them.
+//
+// Ids without a piece: a model's vocab_size is often larger than its tokenizer (Qwen2/2.5/3:
+// 151,936 rows of logits, 151,669 tokens), and a sampled id in between has no text. Such an id
+// (>= the tokenizer's size) decodes to nothing, as Hugging Face tokenizers' decode skips ids it
+// has no token for, and the tokenizer says so once (once per Tokenizer object and its copies)
+// through maskgen::log as a warning. A negative id is an argument_error: no model produces one.
 //
 // Invalid UTF-8 never fails and never produces invalid UTF-8: SentencePiece replaces each bad byte
 // with U+FFFD; the tokenizer.json backend replaces each maximal ill-formed subpart with U+FFFD (as
 // Python's decode(errors="replace") and Hugging Face tokenizers do). See each backend's header.
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <concepts>
@@ -43,13 +50,14 @@ concept TokenizerBackend = requires(const B& b, std::string_view text, std::int3
                                     std::span<const std::int32_t> ids,
                                     std::vector<std::int32_t>& out) {
   { b.encode(text, out) } -> std::same_as<void>;  // replaces `out` with the ids of `text`
-  { b.decode(ids, true) } -> std::convertible_to<std::string>;  // ids all in range; true skips special ids
+  // ids outside [0, vocab_size()) decode to nothing; true skips special ids
+  { b.decode(ids, true) } -> std::convertible_to<std::string>;
   { b.vocab_size() } -> std::convertible_to<std::int32_t>;
   { b.bos_id() } -> std::same_as<std::optional<std::int32_t>>;
   { b.eos_id() } -> std::same_as<std::optional<std::int32_t>>;
   { b.pad_id() } -> std::same_as<std::optional<std::int32_t>>;
   { b.unk_id() } -> std::same_as<std::optional<std::int32_t>>;
-  { b.id_to_piece(id) } -> std::convertible_to<std::string>;
+  { b.id_to_piece(id) } -> std::convertible_to<std::string>;  // "" for an id outside the vocabulary
   { b.piece_to_id(text) } -> std::same_as<std::optional<std::int32_t>>;
   { b.is_special(id) } -> std::same_as<bool>;  // control or unknown: dropped by skip_special_tokens
   { b.adds_bos_by_default() } -> std::same_as<bool>;  // what an unset add_bos means
@@ -70,7 +78,9 @@ template <TokenizerBackend Backend = SentencePieceBackend>
 class Tokenizer {
  public:
   explicit Tokenizer(Backend backend)
-      : backend_(std::move(backend)), warned_pad_fallback_(std::make_shared<std::atomic<bool>>(false)) {}
+      : backend_(std::move(backend)),
+        warned_pad_fallback_(std::make_shared<std::atomic<bool>>(false)),
+        warned_pieceless_(std::make_shared<std::atomic<bool>>(false)) {}
 
   static Tokenizer from_file(const std::filesystem::path& path)
     requires requires { Backend::from_file(path); }
@@ -126,13 +136,15 @@ class Tokenizer {
   bool adds_bos_by_default() const { return backend_.adds_bos_by_default(); }
   bool adds_eos_by_default() const { return backend_.adds_eos_by_default(); }
 
-  // The text of `ids`. Throws argument_error for an id outside [0, vocab_size()).
+  // The text of `ids`. An id >= vocab_size() has no piece and decodes to nothing (logged once, see
+  // the top of this file); a negative id throws argument_error.
   std::string decode(std::span<const std::int32_t> ids, DecodeOptions options = {}) const {
     return decode_row(ids, options, "ids");
   }
 
   // One text per row of `ids`: every position is decoded (use skip_special_tokens to drop pads
-  // that are EOS or control ids, or pass the mask).
+  // that are EOS or control ids, or pass the mask). Ids without a piece decode to nothing, as in
+  // decode(), so one such id never costs the other rows (nor the rest of its own row) their text.
   std::vector<std::string> decode_batch(const TokenMatrix& ids, DecodeOptions options = {}) const {
     return decode_rows(ids, nullptr, options);
   }
@@ -195,11 +207,31 @@ class Tokenizer {
 
   void check_id(std::int32_t id, std::string_view what) const { detail::check_vocabulary_id(id, vocab_size(), what); }
 
-  // Checks every id, then lets the backend decode. `where` names the ids in error messages.
+  template <TokenizerBackend> friend class DecodeStream;
+
+  // Refuses a negative id; says once that ids without a piece decode to nothing. True when `id`
+  // has a piece. `what` names the id in the error message.
+  template <class... What>
+  bool check_decodable(std::int32_t id, const What&... what) const {
+    if (id < 0) {
+      throw argument_error(detail::cat(what..., " is ", id, "; token ids must be >= 0"));
+    }
+    if (id < vocab_size()) return true;
+    if (!warned_pieceless_->exchange(true)) {
+      log(LogLevel::Warning,
+          detail::cat("decode: the id ", id, " has no piece (the tokenizer's ids are [0, ", vocab_size(),
+                      "); the model's vocab_size may be larger): ids without a piece decode to nothing, as in "
+                      "Hugging Face tokenizers (said once per tokenizer)"));
+    }
+    return false;
+  }
+
+  // Checks every id, then lets the backend decode (it skips ids without a piece). `where` names
+  // the ids in error messages.
   template <class Ids>
   std::string decode_row(const Ids& ids, const DecodeOptions& options, std::string_view where) const {
     for (std::size_t i = 0; i < static_cast<std::size_t>(ids.size()); ++i) {
-      detail::check_vocabulary_id(ids[static_cast<decltype(ids.size())>(i)], vocab_size(), where, "[", i, "]");
+      (void)check_decodable(ids[static_cast<decltype(ids.size())>(i)], where, "[", i, "]");
     }
     return backend_.decode(std::span<const std::int32_t>(ids.data(), static_cast<std::size_t>(ids.size())),
                            options.skip_special_tokens);
@@ -222,11 +254,11 @@ class Tokenizer {
                                              "; mask values must be 0 or 1"));
           }
           if (m == 1) {
-            check_id(ids(i, j), detail::cat("decode_batch: ids[", r, ", ", j, "]"));
+            (void)check_decodable(ids(i, j), "decode_batch: ids[", r, ", ", j, "]");
             row.push_back(ids(i, j));
           }
         }
-        texts[r] = decode_row(row, options, "decode_batch: ids");
+        texts[r] = backend_.decode(row, options.skip_special_tokens);
       }
     });
     return texts;
@@ -236,6 +268,7 @@ class Tokenizer {
 
   Backend backend_;
   std::shared_ptr<std::atomic<bool>> warned_pad_fallback_;  // the EOS fallback is logged once
+  std::shared_ptr<std::atomic<bool>> warned_pieceless_;     // an id without a piece is logged once
 };
 
 }  // namespace maskgen
@@ -315,52 +348,86 @@ inline AutoTokenizer load_tokenizer(const std::filesystem::path& dir) {
 // Turns generated ids into text one token at a time, for streaming: put() returns the text that
 // the new id completes, and never part of a character. Bytes of a character that a token leaves
 // unfinished are held back until a later token completes it; finish() returns what is still held,
-// an unfinished character as U+FFFD. The concatenation of every put() and finish() equals
-// decode() of all the ids.
+// an unfinished character as U+FFFD.
 //
-// With tokenizer.json this is exact on bytes. With SentencePiece (whose decoder turns unfinished
-// byte-fallback characters into U+FFFD itself) text is held back while the last pieces are the
-// byte-fallback pieces of a character not yet complete.
+// In context: given the ids before the stream (a prompt, as Hugging Face's
+// DecodeStream(ids=prefill) and vLLM's prefix offset), the text returned for the new ids is
+// exactly decode(prefix + new ids) minus decode(prefix). That matters to SentencePiece, which
+// drops the leading space of a text's first piece: after the prompt "The dog", the id of "▁was"
+// gives " was", where decoded alone it gives "was". Without a prefix, the concatenation of every
+// put() and finish() equals decode() of all the ids; with one,
+//   decode(prefix) + put()s + finish() == decode(prefix + ids).
+// (One exception: a prefix that ends inside a character, whose bytes decode(prefix) shows as
+// U+FFFD. Those bytes are held as if the stream had them, so the character comes out whole with
+// the id that completes it, and the equality holds with decode(prefix) cut before them.)
+//
+// Ids without a piece decode to nothing (see the top of this file); a negative id throws.
+//
+// How: with tokenizer.json, decoding is the concatenation of each id's bytes, so the stream keeps
+// the bytes of an unfinished character only. With SentencePiece it decodes a short window, the
+// new ids after the last ids already shown (enough of them that their own text is not empty, so
+// the first new piece keeps its leading space), and returns what the window's text adds; text is
+// held back while the last pieces are the byte-fallback pieces of a character not yet complete.
 template <TokenizerBackend Backend>
 class DecodeStream {
  public:
   // `tokenizer` must outlive the stream.
   explicit DecodeStream(const Tokenizer<Backend>& tokenizer, DecodeOptions options = {})
-      : tokenizer_(&tokenizer), options_(options) {}
+      : DecodeStream(tokenizer, std::span<const std::int32_t>(), options) {}
+
+  // A stream that continues `prefix` (the ids already shown, e.g. the prompt).
+  DecodeStream(const Tokenizer<Backend>& tokenizer, std::span<const std::int32_t> prefix, DecodeOptions options = {})
+      : tokenizer_(&tokenizer), options_(options), byte_level_(raw_bytes({}).has_value()) {
+    for (std::size_t i = 0; i < prefix.size(); ++i) (void)tokenizer_->check_decodable(prefix[i], "DecodeStream: prefix[", i, "]");
+    if (byte_level_) {
+      // Only an unfinished character at the end matters: it is held in pending_.
+      std::string tail;
+      for (std::size_t n = prefix.size(); n > 0 && tail.size() < 4; --n) tail.insert(0, *raw_bytes(prefix.subspan(n - 1, 1)));
+      pending_ = tail.substr(tail.size() - unicode::incomplete_tail(tail));
+      return;
+    }
+    for (const std::int32_t id : prefix) {
+      if (!invisible(id)) window_.push_back(id);
+    }
+    // The window: the ids of an unfinished character at the end, and enough shown ids before them.
+    const std::size_t held = unfinished_ids();
+    const std::size_t shown = window_.size() - held;
+    const std::size_t context = context_length(std::span<const std::int32_t>(window_).first(shown));
+    window_.erase(window_.begin(), window_.begin() + static_cast<std::ptrdiff_t>(shown - context));
+  }
 
   std::string put(std::int32_t id) {
-    detail::check_vocabulary_id(id, tokenizer_->vocab_size(), "DecodeStream::put: the id");
+    if (!tokenizer_->check_decodable(id, "DecodeStream::put: the id")) return {};
     const std::span<const std::int32_t> one(&id, 1);
-    if (auto bytes = raw_bytes(one)) {
-      pending_ += *bytes;
+    if (byte_level_) {
+      pending_ += *raw_bytes(one);
       const std::size_t keep = unicode::incomplete_tail(pending_);
       std::string out = unicode::repaired(std::string_view(pending_).substr(0, pending_.size() - keep));
       pending_.erase(0, pending_.size() - keep);
       return out;
     }
+    if (invisible(id)) return {};  // a special id skipped: as if it were not there
     window_.push_back(id);
-    if (unfinished_bytes()) return {};  // the last pieces are bytes of a character not yet complete
-    const std::string text = tokenizer_->decode(window_, options_);
+    if (unfinished_ids() > 0) return {};  // the last pieces are bytes of a character not yet complete
+    const std::string text = decode(window_);
     std::string out = text.size() > emitted_ ? text.substr(emitted_) : std::string();
-    // Keep the last id as context: SentencePiece drops the leading space of a text's first piece.
-    window_.erase(window_.begin(), window_.end() - 1);
-    context_ = 1;
-    emitted_ = tokenizer_->decode(window_, options_).size();
+    const std::size_t context = context_length(window_);
+    window_.erase(window_.begin(), window_.end() - static_cast<std::ptrdiff_t>(context));
     return out;
   }
 
-  // What is still held back (an unfinished character becomes U+FFFD); the stream starts afresh.
+  // What is still held back (an unfinished character becomes U+FFFD); the stream starts afresh,
+  // without a prefix.
   std::string finish() {
     std::string out;
     if (!pending_.empty()) {
       out = unicode::repaired(pending_);
-    } else if (window_.size() > context_) {
-      const std::string text = tokenizer_->decode(window_, options_);
+    } else if (!window_.empty()) {
+      const std::string text = decode(window_);
       if (text.size() > emitted_) out = text.substr(emitted_);
     }
     pending_.clear();
     window_.clear();
-    context_ = 0;
     emitted_ = 0;
     return out;
   }
@@ -377,10 +444,37 @@ class DecodeStream {
     }
   }
 
-  // SentencePiece: whether the window ends in byte-fallback pieces (<0xF0><0x9F>...) that start a
-  // character whose remaining bytes have not come yet. (Held back on this, not on the decoded text
-  // ending in U+FFFD: the text itself may hold a U+FFFD, and it must not delay what follows.)
-  bool unfinished_bytes() const {
+  std::string decode(std::span<const std::int32_t> ids) const {
+    return tokenizer_->backend().decode(ids, options_.skip_special_tokens);
+  }
+
+  // An id that adds nothing wherever it stands: no piece, or a special id that is skipped.
+  bool invisible(std::int32_t id) const {
+    return id >= tokenizer_->vocab_size() || (options_.skip_special_tokens && tokenizer_->backend().is_special(id));
+  }
+
+  // SentencePiece: how many ids at the end of `ids` shown so far are a context for what follows,
+  // and sets emitted_ to the size of their text. A piece's text depends on what comes before it
+  // in two ways only: the first piece of a text loses its leading space, and byte-fallback pieces
+  // are decoded together. So ids whose own text is not empty are enough (they end on a whole
+  // character: put() and the constructor never cut one). Lengths 1, 2, 4, ... are tried; all of
+  // `ids` when none has text (they are all there is, so nothing is left out).
+  std::size_t context_length(std::span<const std::int32_t> ids) {
+    std::size_t length = 0;
+    emitted_ = 0;
+    while (length < ids.size()) {
+      length = std::min(ids.size(), std::max<std::size_t>(1, 2 * length));
+      emitted_ = decode(ids.last(length)).size();
+      if (emitted_ > 0) break;
+    }
+    return length;
+  }
+
+  // SentencePiece: how many ids at the end of the window are byte-fallback pieces (<0xF0><0x9F>...)
+  // that start a character whose remaining bytes have not come yet. (Held back on this, not on the
+  // decoded text ending in U+FFFD: the text itself may hold a U+FFFD, and it must not delay what
+  // follows.)
+  std::size_t unfinished_ids() const {
     std::string bytes;
     for (auto it = window_.rbegin(); it != window_.rend() && bytes.size() < 4; ++it) {
       const std::string piece = tokenizer_->backend().id_to_piece(*it);
@@ -389,15 +483,15 @@ class DecodeStream {
       if (std::from_chars(piece.data() + 3, piece.data() + 5, value, 16).ec != std::errc()) break;
       bytes.insert(bytes.begin(), static_cast<char>(value));
     }
-    return unicode::incomplete_tail(bytes) > 0;
+    return unicode::incomplete_tail(bytes);
   }
 
   const Tokenizer<Backend>* tokenizer_;
   DecodeOptions options_;
+  bool byte_level_ = false;           // the backend gives raw bytes (tokenizer.json)
   std::string pending_;               // raw bytes not yet returned (tokenizer.json)
-  std::vector<std::int32_t> window_;  // ids decoded together (SentencePiece)
-  std::size_t context_ = 0;           // ids at the front of window_ that were already returned
-  std::size_t emitted_ = 0;           // bytes of decode(window_) already returned
+  std::vector<std::int32_t> window_;  // the ids decoded together (SentencePiece)
+  std::size_t emitted_ = 0;           // bytes of the window's text already returned (SentencePiece)
 };
 
 }  // namespace maskgen

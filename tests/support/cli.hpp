@@ -1,7 +1,9 @@
 // The command line of the example programs, on CLI11 (a dependency of the examples only).
 //
 // One set of flag names where flags mean the same thing: --model, --threads, and the generation
-// flags named after transformers' GenerationConfig fields (max_new_tokens is --max-new-tokens).
+// flags named after transformers' GenerationConfig fields (max_new_tokens is --max-new-tokens),
+// with llama.cpp's short names beside the long ones: -m (--model), -t (--threads), -n
+// (--max-new-tokens); batch_generate adds -p (--prompt).
 // Every value is checked as it is parsed, and a bad one is reported with the flag, the value and
 // what was expected. Every program ends the same way:
 //   0  it did its work, or printed --help or --version
@@ -25,6 +27,7 @@
 #include <limits>
 #include <memory>
 #include <new>
+#include <random>
 #include <regex>
 #include <sstream>
 #include <stdexcept>
@@ -232,7 +235,7 @@ inline CLI::Validator model_folder() {
 
 inline CLI::Option* add_model_flag(CLI::App& app, std::string& dir) {
   return app
-      .add_option("--model", dir,
+      .add_option("-m,--model", dir,
                   "Model folder as Hugging Face publishes it: config.json, model.safetensors (or a sharded "
                   "checkpoint's index), tokenizer.json or tokenizer.model, and tokenizer_config.json for a chat "
                   "template")
@@ -241,7 +244,7 @@ inline CLI::Option* add_model_flag(CLI::App& app, std::string& dir) {
 }
 
 inline CLI::Option* add_threads_flag(CLI::App& app, int& threads) {
-  return app.add_option("--threads", threads, "Threads for the forward pass; 0 uses every core")
+  return app.add_option("-t,--threads", threads, "Threads for the forward pass; 0 uses every core")
       ->type_name("N")
       ->check(whole_number(0, 4096));
 }
@@ -251,7 +254,7 @@ inline CLI::Option* add_threads_flag(CLI::App& app, int& threads) {
 inline void add_generation_flags(CLI::App& app, maskgen::GenerationConfig& gen) {
   const int most = std::numeric_limits<int>::max();
   const char* group = "Generation (GenerationConfig)";
-  app.add_option("--max-new-tokens", gen.max_new_tokens, "New tokens per prompt at most")
+  app.add_option("-n,--max-new-tokens", gen.max_new_tokens, "New tokens per prompt at most")
       ->type_name("N")->check(whole_number(0, most))->group(group);
   app.add_option("--min-new-tokens", gen.min_new_tokens, "End of sequence is suppressed until a row has this many")
       ->type_name("N")->check(whole_number(0, most))->group(group);
@@ -275,14 +278,25 @@ inline void add_generation_flags(CLI::App& app, maskgen::GenerationConfig& gen) 
   app.add_option("--min-p", gen.min_p, "Drop tokens below min-p times the best one's probability; 0: off")
       ->type_name("X")->check(real_number("a number from 0 to 1", [](double x) { return x >= 0 && x <= 1; }))
       ->needs(do_sample)->group(sampling);
-  app.add_option("--seed", gen.seed, "Row b of the batch draws from a stream seeded by (seed, b)")
-      ->type_name("N")->check(whole_number<std::uint64_t>(0))->needs(do_sample)->group(sampling);
+  app.add_option("--seed", gen.seed,
+                 "Row b of the batch draws from a stream seeded by (seed, b). Without it a random seed is drawn and "
+                 "printed to standard error (seed: N), so that the run can be repeated")
+      ->type_name("N")->check(whole_number<std::uint64_t>(0))->needs(do_sample)->group(sampling)->default_str("");
 
   const char* beams = "Beam search (GenerationConfig)";
   CLI::Option* num_beams = app.add_option("--num-beams", gen.num_beams, "Beams per prompt; 1: no beam search")
       ->type_name("N")->check(whole_number(1, 1 << 16))->group(beams);
   app.add_option("--length-penalty", gen.length_penalty, "With --num-beams: beam scores are sum(log p) / length^length-penalty")
       ->type_name("X")->check(real_number("a finite number", [](double) { return true; }))->needs(num_beams)->group(beams);
+}
+
+// With --do-sample and no --seed: a seed drawn from std::random_device, said on `log` as
+// "seed: N" so that the run can be repeated with --seed N.
+inline void draw_seed_unless_given(const CLI::App& app, maskgen::GenerationConfig& gen, std::ostream& log) {
+  if (!gen.do_sample || app.count("--seed") > 0) return;
+  std::random_device device;
+  gen.seed = (static_cast<std::uint64_t>(device()) << 32 | device()) % 1'000'000'000;  // short enough to retype
+  log << "seed: " << gen.seed << "\n";
 }
 
 // The library's own check of a GenerationConfig, in the words of the flags: what the parse alone

@@ -84,7 +84,7 @@ struct RequestResult {
   std::vector<std::int32_t> tokens;  // the new tokens (an ending EOS included, as generate())
   // [tokens] logprobs[i] is tokens[i]'s (generation/logprobs.hpp); empty unless RequestOptions::logprobs >= 0
   std::vector<TokenLogprobs> logprobs;
-  std::string text;                  // their text, special tokens skipped, cut before a stop string
+  std::string text;                  // their text in the prompt's context (engine/text_output.hpp), cut before a stop string
   FinishReason finish_reason = FinishReason::Length;
   std::size_t prompt_tokens = 0;
   std::size_t reused_prompt_tokens = 0;  // prompt tokens whose keys and values were copied, not computed
@@ -98,6 +98,8 @@ struct RequestCallbacks {
   std::function<void(const TokenLogprobs&)> on_logprobs{};  // its logprobs, right after on_token (RequestOptions::logprobs >= 0)
   std::function<void(std::string_view text)> on_text{};    // new complete characters (never inside a stop string)
   std::function<void(const RequestResult&)> on_finish{};  // once, before wait() returns
+  // Instead of on_finish when the request fails (wait() rethrows the same error).
+  std::function<void(std::exception_ptr)> on_error{};
 };
 
 // A request's settings besides the prompt.
@@ -106,6 +108,7 @@ struct RequestOptions {
   // Log-probabilities of the new tokens (OpenAI's logprobs and top_logprobs): -1 none; 0 the
   // chosen token's; k in [1, 20] also the k most likely tokens.
   int logprobs = -1;
+  bool skip_special_tokens = true;  // special tokens are left out of the text (an ending EOS always is)
 };
 
 namespace detail {
@@ -130,6 +133,7 @@ class RequestHandle {
     return state().future.wait_for(d) == std::future_status::ready;
   }
   bool done() const { return state().finished.load(); }
+  bool valid() const { return state_ != nullptr; }  // false for a default-constructed handle
   // Ends the request before its next step (FinishReason::Cancel); nothing if it is over.
   void cancel() const { state().cancelled.store(true); }
 
@@ -193,6 +197,7 @@ class Engine {
     job->sampling.config = config;
     job->stop = std::move(request.stop);
     job->logprobs = request.logprobs;
+    job->skip_special_tokens = request.skip_special_tokens;
     job->callbacks = std::move(callbacks);
     validate(*job);
     job->schedule.reservation = reservation(*job);
@@ -251,6 +256,7 @@ class Engine {
     SamplingState sampling;
     std::vector<std::string> stop;
     int logprobs = -1;                          // RequestOptions::logprobs
+    bool skip_special_tokens = true;
     std::optional<TextOutput<Backend>> output;  // from admission
     RequestCallbacks callbacks;
     std::shared_ptr<detail::RequestState> state;
@@ -431,7 +437,8 @@ class Engine {
     s.eos = detail::resolve_eos(s.config, model_.config());
     s.processors.emplace(detail::make_processors<Scalar>(s.config, s.eos));
     if (s.config.do_sample) s.random.emplace(s.config.row_seeds.empty() ? mix_seed(s.config.seed, 0) : s.config.row_seeds[0]);
-    job.output.emplace(tokenizer_, job.stop);
+    job.output.emplace(tokenizer_, job.schedule.prompt,
+                       TextOutputOptions{job.stop, {.skip_special_tokens = job.skip_special_tokens}, s.eos});
     job.result.prompt_tokens = job.schedule.prompt.size();
     job.result.reused_prompt_tokens = job.schedule.reused;
     if (job.schedule.max_new_tokens == 0) {  // as generate(): nothing to compute
@@ -480,6 +487,10 @@ class Engine {
   void fail(Job& job, std::exception_ptr error) {
     if (job.state->finished) return;
     scheduler_.free(job);
+    try {
+      if (job.callbacks.on_error) job.callbacks.on_error(error);
+    } catch (...) {
+    }
     job.state->finished = true;
     job.state->promise.set_exception(error);
   }

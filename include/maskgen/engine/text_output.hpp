@@ -1,10 +1,15 @@
 #pragma once
-// TextOutput: a request's text as its tokens arrive. Tokens are decoded with a DecodeStream (only
-// complete characters come out), and the text is held back where it may be the start of a stop
-// string, so a caller never sees text that a stop string later cuts off.
+// TextOutput: a request's text as its tokens arrive. Tokens are decoded with a DecodeStream in the
+// context of the request's prompt (only complete characters come out, and the first one keeps the
+// leading space SentencePiece gives a word after the prompt), so that
+//   decode(prompt) + text() == decode(prompt + tokens)
+// for the request's DecodeOptions. An EOS id that ends the request is not decoded (nor shown with
+// skip_special_tokens off). The text is held back where it may be the start of a stop string, so
+// a caller never sees text that a stop string later cuts off.
 
 #include <algorithm>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,11 +18,18 @@
 
 namespace maskgen {
 
+struct TextOutputOptions {
+  std::vector<std::string> stop{};  // the text is cut before the first of these to appear
+  DecodeOptions decode{};           // skip_special_tokens: as Tokenizer::decode
+  std::vector<std::int32_t> eos{};  // ids that end a request; such an id is never put in the text
+};
+
 template <TokenizerBackend Backend>
 class TextOutput {
  public:
-  TextOutput(const Tokenizer<Backend>& tokenizer, std::vector<std::string> stop)
-      : stream_(tokenizer), stop_(std::move(stop)) {}
+  // `prompt`: the ids the tokens continue (copied where needed). `tokenizer` must outlive this.
+  TextOutput(const Tokenizer<Backend>& tokenizer, std::span<const std::int32_t> prompt, TextOutputOptions options = {})
+      : stream_(tokenizer, prompt, options.decode), stop_(std::move(options.stop)), eos_(std::move(options.eos)) {}
 
   // What one new token adds.
   struct Piece {
@@ -25,9 +37,10 @@ class TextOutput {
     bool stopped = false;   // a stop string has appeared: the text is cut before it
   };
 
-  // Adds `token`; `last` when no token follows (the stream's held-back bytes are flushed).
+  // Adds `token`; `last` when no token follows (the stream's held-back bytes are flushed; an EOS
+  // id that comes last is not decoded).
   Piece put(std::int32_t token, bool last) {
-    text_ += stream_.put(token);
+    if (!last || std::find(eos_.begin(), eos_.end(), token) == eos_.end()) text_ += stream_.put(token);
     if (last) text_ += stream_.finish();
     bool stopped = false;
     std::size_t safe = text_.size();  // bytes that can be shown: none can start a stop string
@@ -67,6 +80,7 @@ class TextOutput {
  private:
   DecodeStream<Backend> stream_;
   std::vector<std::string> stop_;
+  std::vector<std::int32_t> eos_;
   std::string text_;
   std::size_t sent_ = 0;  // bytes of text_ shown
 };

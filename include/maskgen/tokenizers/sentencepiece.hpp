@@ -50,8 +50,9 @@ class SentencePieceBackend {
     }
   }
 
-  // The text of `ids` (all in range): runs of ordinary ids are decoded by SentencePiece, control
-  // and unknown ids are dropped when `skip_special`, else written as their pieces.
+  // The text of `ids`: runs of ordinary ids are decoded by SentencePiece, control and unknown ids
+  // are dropped when `skip_special`, else written as their pieces. An id without a piece (outside
+  // [0, vocab_size())) decodes to nothing, as if it were not there (as Hugging Face tokenizers).
   std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
     std::string text;
     std::vector<int> run;
@@ -65,6 +66,7 @@ class SentencePieceBackend {
       run.clear();
     };
     for (const std::int32_t id : ids) {
+      if (!has_piece(id)) continue;
       if (!is_special(id)) {
         run.push_back(id);
       } else if (!skip_special) {
@@ -81,14 +83,14 @@ class SentencePieceBackend {
   std::optional<std::int32_t> eos_id() const { return valid(sp_->eos_id()); }
   std::optional<std::int32_t> pad_id() const { return valid(sp_->pad_id()); }
   std::optional<std::int32_t> unk_id() const { return valid(sp_->unk_id()); }
-  std::string id_to_piece(std::int32_t id) const { return sp_->IdToPiece(id); }
+  std::string id_to_piece(std::int32_t id) const { return has_piece(id) ? sp_->IdToPiece(id) : std::string(); }
   std::optional<std::int32_t> piece_to_id(std::string_view piece) const {
     // SentencePiece answers the unknown id for a piece it does not have; tell the two apart.
     const std::int32_t id = sp_->PieceToId(piece);
     if (id < 0 || id >= vocab_size() || sp_->IdToPiece(id) != piece) return std::nullopt;
     return id;
   }
-  bool is_special(std::int32_t id) const { return sp_->IsControl(id) || sp_->IsUnknown(id); }
+  bool is_special(std::int32_t id) const { return has_piece(id) && (sp_->IsControl(id) || sp_->IsUnknown(id)); }
   bool adds_bos_by_default() const { return true; }   // as transformers' LlamaTokenizer
   bool adds_eos_by_default() const { return false; }
 
@@ -97,6 +99,7 @@ class SentencePieceBackend {
  private:
   explicit SentencePieceBackend(std::shared_ptr<const sentencepiece::SentencePieceProcessor> sp)
       : sp_(std::move(sp)) {}
+  bool has_piece(std::int32_t id) const { return id >= 0 && id < vocab_size(); }
   std::optional<std::int32_t> valid(int id) const {
     return id >= 0 && id < vocab_size() ? std::optional<std::int32_t>(id) : std::nullopt;
   }

@@ -227,7 +227,8 @@ class TokenizerJsonBackend {
     });
   }
 
-  // The text of `ids` (all in range). Special added tokens are dropped when `skip_special`.
+  // The text of `ids`. Special added tokens are dropped when `skip_special`; an id without a token
+  // (outside [0, vocab_size())) decodes to nothing, as in Hugging Face tokenizers.
   std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
     return unicode::repaired(decode_bytes(ids, skip_special));
   }
@@ -238,7 +239,7 @@ class TokenizerJsonBackend {
     std::string bytes;
     for (const std::int32_t id : ids) {
       const auto i = static_cast<std::size_t>(id);
-      if (skip_special && s.special[i]) continue;
+      if (id < 0 || i >= s.decoded.size() || (skip_special && s.special[i])) continue;
       bytes += s.decoded[i];
     }
     return bytes;
@@ -257,6 +258,7 @@ class TokenizerJsonBackend {
   // The token's string in tokenizer.json ("Ġthe" for " the"; an added token's content).
   std::string id_to_piece(std::int32_t id) const {
     const State& s = *state_;
+    if (id < 0 || static_cast<std::size_t>(id) >= s.decoded.size()) return {};  // no token has it
     if (const auto it = s.added_by_id.find(id); it != s.added_by_id.end()) return s.added[it->second].content;
     if (const auto it = s.literal_pieces.find(id); it != s.literal_pieces.end()) return it->second;
     return byte_level::to_chars(s.decoded[static_cast<std::size_t>(id)]);
@@ -268,7 +270,9 @@ class TokenizerJsonBackend {
     }
     return s.find_piece(piece);
   }
-  bool is_special(std::int32_t id) const { return state_->special[static_cast<std::size_t>(id)] != 0; }
+  bool is_special(std::int32_t id) const {
+    return id >= 0 && static_cast<std::size_t>(id) < state_->special.size() && state_->special[static_cast<std::size_t>(id)] != 0;
+  }
 
   const std::vector<AddedToken>& added_tokens() const { return state_->added; }
 
