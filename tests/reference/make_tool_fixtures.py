@@ -303,16 +303,28 @@ def roundtrip_cases(templates):
         if not family.startswith("llama"):
             shapes.append(("two_calls", calls_two, results))
         for shape, calls, tool_messages in shapes:
-            for content_name, content in (("content_null", None), ("content_empty", "")):
-                messages = head + [{"role": "assistant", "content": content, "tool_calls": calls}] + tool_messages
+            as_strings = [{**c, "function": {**c["function"], "arguments": json.dumps(c["function"]["arguments"],
+                                                                                   ensure_ascii=False)}}
+                          for c in calls]
+            variants = [
+                ("content_null", {"content": None, "tool_calls": calls},
+                 "OpenAI's request as sent (assistant content null), arguments parsed to a dict as vLLM does"),
+                ("content_empty", {"content": "", "tool_calls": calls},
+                 "as vLLM hands it to the template: content null becomes '', arguments a dict"),
+                ("arguments_string", {"content": "", "tool_calls": as_strings},
+                 "arguments left as OpenAI's JSON string (not what vLLM passes): Qwen3 prints the string as is, the "
+                 "other templates quote it with tojson"),
+            ]
+            if family == "qwen3":
+                variants.append(("content_null_reasoning_empty", {"content": None, "reasoning_content": "",
+                                                                  "tool_calls": calls},
+                                 "with reasoning_content the template skips the '</think>' test, then adds "
+                                 "content (None) to a string"))
+            for variant, fields, note in variants:
+                messages = head + [{"role": "assistant", **fields}] + tool_messages
                 variables, outcome = render(template, messages, True)
-                case = {"name": f"{family}/roundtrip_{shape}_{content_name}", "template": family}
-                if content is None:
-                    case["note"] = ("OpenAI's request as sent (assistant content null), arguments parsed to a dict "
-                                    "as vLLM does")
-                else:
-                    case["note"] = "as vLLM hands it to the template: content null becomes '', arguments a dict"
-                case["variables"] = variables
+                case = {"name": f"{family}/roundtrip_{shape}_{variant}", "template": family, "note": note,
+                        "variables": variables}
                 case.update(outcome)
                 cases.append(case)
     return cases
