@@ -106,6 +106,41 @@ TEST(ChatTemplate, RendersAsJinja2) {
   EXPECT_GT(errors, 10);
 }
 
+// The OpenAI tool round trip as a server hands it to each tool-using template
+// (tests/data/chat/tool_roundtrip_fixtures.json, written by tests/reference/make_tool_fixtures.py):
+// system, user, an assistant message with tool_calls (arguments as a dict, as vLLM passes them)
+// and content null or "", the tool's answer, then the generation prompt. Where jinja2 fails (Qwen3
+// on null content: "'</think>' in None"), maskgen fails too, with Python's message.
+TEST(ChatTemplate, RendersTheToolRoundTripAsJinja2) {
+  std::ifstream in(std::string(MASKGEN_TEST_DATA_DIR) + "/chat/tool_roundtrip_fixtures.json");
+  const json roundtrip = json::parse(in);
+  int rendered = 0, failed = 0;
+  for (const auto& c : roundtrip["cases"]) {
+    const std::string name = c["name"].get<std::string>();
+    SCOPED_TRACE(name);
+    maskgen::ChatOptions options;
+    options.now = fixture_now();
+    const ChatTemplate t(template_text(c));
+    if (c.contains("expected")) {
+      EXPECT_EQ(t.render(c["variables"], options), c["expected"].get<std::string>());
+      ++rendered;
+      continue;
+    }
+    try {
+      t.render(c["variables"], options);
+      ADD_FAILURE() << "rendered where jinja2 fails with: " << c["error"].get<std::string>();
+    } catch (const maskgen::template_raised_error& e) {
+      ADD_FAILURE() << "raised: " << e.what();
+    } catch (const maskgen::template_error& e) {
+      EXPECT_EQ(c["error_type"].get<std::string>(), "TypeError");
+      EXPECT_NE(std::string(e.what()).find(c["error"].get<std::string>()), std::string::npos) << e.what();
+      ++failed;
+    }
+  }
+  EXPECT_EQ(rendered, 22);
+  EXPECT_EQ(failed, 4);  // Qwen3 with content null, one and two calls, with and without reasoning_content
+}
+
 TEST(ChatTemplate, Qwen3FromTokenizerConfigMatchesTheFixtures) {
   const auto chat = ChatTemplate::from_tokenizer_config(std::string(MASKGEN_SHARED_DIR) + "/tokenizers/qwen3");
   EXPECT_EQ(chat.special_tokens()["eos_token"], "<|im_end|>");

@@ -6,6 +6,8 @@
 #define MASKGEN_VERSION_PATCH 0
 
 #include "batch.hpp"
+#include "chat/reasoning.hpp"
+#include "chat/tool_calls.hpp"
 #include "chat_template.hpp"
 #include "config.hpp"
 #include "engine/engine.hpp"
