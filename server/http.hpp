@@ -36,6 +36,7 @@
 #include <ctime>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -343,7 +344,9 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   RequestParser(const Limits& limits, Request& request) : limits_(limits), request_(request) {
     // The header's size was checked before it reached the parser; this limit is only a backstop.
     header_limit(static_cast<std::uint32_t>(limits.max_request_line_bytes + limits.max_header_bytes + 64));
-    body_limit(boost::none);  // checked here, with precise messages
+    // Checked here, with precise messages. (Beast 1.74 treats boost::none as a limit below every
+    // Content-Length, so "no limit" is the largest value.)
+    body_limit(std::numeric_limits<std::uint64_t>::max());
     eager(true);
   }
   std::optional<Refusal> refusal;  // set when a callback refused the request
@@ -356,11 +359,7 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
     ec = boost::beast::http::error::bad_field;  // any error stops the parser; `refusal` says which
   }
   void on_request_impl(boost::beast::http::verb, boost::beast::string_view method, boost::beast::string_view target,
-                       int version, error_code& ec) override {
-    if (version != 10 && version != 11) {
-      return refuse(505, maskgen::detail::cat("HTTP version ", version / 10, ".", version % 10,
-                                              " is not supported (expected HTTP/1.0 or HTTP/1.1)"), ec);
-    }
+                       int version, error_code&) override {
     request_.method.assign(method.data(), method.size());
     request_.target.assign(target.data(), target.size());
     std::string_view t(request_.target);
@@ -439,6 +438,7 @@ class HeaderScanner {
     return State::complete;
   }
   std::size_t header_end() const { return header_end_; }
+  std::size_t line_end() const { return line_end_.value_or(0); }  // the request line's length, once complete
 
  private:
   std::optional<std::size_t> line_end_;  // offset of the request line's CRLF
@@ -666,6 +666,16 @@ inline void Connection::read_header() {
   auto n = parser_->put(asio::const_buffer(in_.data().data(), scanner_.header_end()), ec);
   if (parser_->refusal) return refuse(parser_->refusal->status, parser_->refusal->message);
   if (ec == boost::beast::http::error::need_more) ec = {};
+  if (ec == boost::beast::http::error::bad_version) {
+    // Beast takes HTTP/1.0 and HTTP/1.1 only; a well-formed other version gets 505.
+    std::string_view line = in_.data().substr(0, scanner_.line_end());
+    std::string_view version = line.substr(line.size() >= 8 ? line.size() - 8 : 0);
+    auto digit = [](char c) { return c >= '0' && c <= '9'; };
+    if (version.size() == 8 && version.substr(0, 5) == "HTTP/" && digit(version[5]) && version[6] == '.' && digit(version[7]) &&
+        line.size() > 8 && line[line.size() - 9] == ' ') {
+      return refuse(505, maskgen::detail::cat("HTTP version ", version.substr(5), " is not supported (expected HTTP/1.0 or HTTP/1.1)"));
+    }
+  }
   if (ec || !parser_->is_header_done()) {
     return refuse(400, maskgen::detail::cat("malformed request: ", ec ? ec.message() : std::string("incomplete header")));
   }
