@@ -870,7 +870,7 @@ inline void Core::accept(const std::shared_ptr<tcp::acceptor>& acceptor) {
     if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
     if (ec) {
       // Out of descriptors or buffers: try again shortly rather than spin.
-      auto timer = std::make_shared<asio::steady_timer>(self->io, std::chrono::milliseconds(50));
+      auto timer = std::make_shared<asio::steady_timer>(acceptor->get_executor(), std::chrono::milliseconds(50));
       timer->async_wait([self, acceptor, timer](const boost::system::error_code&) {
         std::unique_lock lock(self->mutex);
         if (!self->stopped) {
@@ -1087,7 +1087,8 @@ inline int Server::bind(const std::string& host, int port) {
   if (ec || endpoints.empty()) {
     throw maskgen::io_error(maskgen::detail::cat("cannot listen on ", where, ": ", ec ? ec.message() : std::string("no address")));
   }
-  auto acceptor = std::make_shared<tcp::acceptor>(core_->io);
+  // The acceptor lives on a strand of its own: accepting and stop()'s close never run at once.
+  auto acceptor = std::make_shared<tcp::acceptor>(asio::make_strand(core_->io));
   auto endpoint = endpoints.begin()->endpoint();
   auto fail = [&](const char* step) {
     throw maskgen::io_error(maskgen::detail::cat("cannot listen on ", where, ": ", step, ": ", ec.message()));
@@ -1102,7 +1103,7 @@ inline int Server::bind(const std::string& host, int port) {
     std::lock_guard lock(core_->mutex);
     core_->acceptors.push_back(acceptor);
   }
-  core_->accept(acceptor);
+  asio::post(acceptor->get_executor(), [core = core_, acceptor] { core->accept(acceptor); });
   return bound;
 }
 
@@ -1125,7 +1126,7 @@ inline void Server::stop() {
     if (!core_->stopped) {
       core_->stopped = true;
       for (auto& acceptor : core_->acceptors) {
-        boost::asio::post(core_->io, [acceptor] {
+        boost::asio::post(acceptor->get_executor(), [acceptor] {
           boost::system::error_code ec;
           acceptor->close(ec);
         });
