@@ -12,7 +12,7 @@
 // - HTTP/1.1 keep-alive and HTTP/1.0 (keep-alive on request). Pipelined requests are answered in
 //   order: the next request is parsed only after the current answer was written; bytes already
 //   received are kept.
-// - Refusals the layer makes itself (400, 408, 413, 414, 431, 503, 505) carry an OpenAI-style JSON
+// - Refusals the layer makes itself (400, 408, 413, 414, 431, 501, 503, 505) carry an OpenAI-style JSON
 //   error body, go to the RefusalLog, and close the connection (after draining what the client
 //   still sends for a moment, so that it reads the answer instead of a reset).
 // - A handler runs on an IO thread and must not block; it answers through its Exchange, now or
@@ -97,7 +97,7 @@ struct Response {
   std::string body;
 };
 
-// A refusal the layer makes itself (400/408/413/414/431/503/505), for the access log. Called on an
+// A refusal the layer makes itself (400/408/413/414/431/501/503/505), for the access log. Called on an
 // IO thread; it must not block.
 using RefusalLog = std::function<void(const std::string& remote, int status, const std::string& reason)>;
 
@@ -375,12 +375,27 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
       return refuse(431, maskgen::detail::cat("the request has more than ", limits_.max_header_count, " header fields"), ec);
     }
     request_.headers.emplace_back(std::string(name_string.data(), name_string.size()), std::string(value.data(), value.size()));
+    if (name == boost::beast::http::field::transfer_encoding) ++transfer_encodings_;
     if (name == boost::beast::http::field::expect && request_.version == 11 &&
         equals_ascii_nocase(std::string_view(value.data(), value.size()), "100-continue")) {
       expect_continue = true;
     }
   }
   void on_header_impl(error_code& ec) override {
+    // Only "chunked" is understood (RFC 9112 6.1, 6.3): other codings, or chunked not last, would
+    // leave the body's length unknown; reading on could take a body for the next request.
+    if (transfer_encodings_ > 0) {
+      std::string_view coding;
+      for (const auto& [key, value] : request_.headers) {
+        if (equals_ascii_nocase(key, "Transfer-Encoding")) coding = value;
+      }
+      if (!chunked()) {
+        return refuse(400, maskgen::detail::cat("Transfer-Encoding \"", coding, "\" does not end in chunked"), ec);
+      }
+      if (transfer_encodings_ > 1 || !equals_ascii_nocase(trim(coding), "chunked")) {
+        return refuse(501, maskgen::detail::cat("Transfer-Encoding \"", coding, "\" is not supported; only chunked is"), ec);
+      }
+    }
     auto length = content_length();
     if (length && *length > limits_.max_body_bytes) {
       return refuse(413, maskgen::detail::cat("Content-Length ", *length, " exceeds the ", limits_.max_body_bytes, "-byte limit"), ec);
@@ -402,8 +417,15 @@ class RequestParser final : public boost::beast::http::basic_parser<true> {
   }
   void on_finish_impl(error_code&) override {}
 
+  static std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  }
+
   const Limits& limits_;
   Request& request_;
+  int transfer_encodings_ = 0;  // Transfer-Encoding fields seen
 };
 
 // Where the request line and header section end in the bytes received so far, and whether they

@@ -390,6 +390,17 @@ TEST(Http, HeaderLimitsAreExact) {
   r = ask("GET / FTP/1.1\r\n\r\n");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(error_message(r).rfind("malformed request: ", 0), 0u);
+  // Bodies whose length cannot be known are refused (RFC 9112 6.1, 6.3), so that no body is read
+  // as a next request.
+  r = ask("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\nabc");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(error_message(r), "Transfer-Encoding \"gzip\" does not end in chunked");
+  r = ask("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 501);
+  r = ask("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(r.status, 400);
+  r = ask("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+  EXPECT_EQ(r.status, 400);
   r = ask("GET / HTTP/2.0\r\n\r\n");
   EXPECT_EQ(r.status, 505);
   EXPECT_EQ(error_message(r), "HTTP version 2.0 is not supported (expected HTTP/1.0 or HTTP/1.1)");
