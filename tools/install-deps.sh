@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(g++ cmake make pkg-config libeigen3-dev libsentencepiece-dev sentencepiece
           nlohmann-json3-dev libpcre2-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
-          libcpp-httplib-dev libcli11-dev clang libclang-rt-14-dev libfuzzer-14-dev)
+          libcpp-httplib-dev libboost-dev libcli11-dev clang libclang-rt-14-dev libfuzzer-14-dev
+          nginx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
