@@ -239,8 +239,11 @@ TEST_F(ScriptedModelTest, APromptEndingOutsideTheScriptsGetsEosAtOnce) {
 TEST(ScriptedModel, RefusesScriptsItCannotSpell) {
   MASKGEN_REQUIRE_SHARED(qwen3_tokenizer_dir() / "tokenizer.json");
   const maskgen::test::TempDir dir;
+  const auto tokenizer = maskgen::load_tokenizer(qwen3_tokenizer_dir());
   auto write = [&](std::vector<Script> scripts, maskgen::tools::ScriptedModelOptions options = {}) {
-    return [&dir, scripts, options] { maskgen::tools::write_scripted_model(dir.path(), qwen3_tokenizer_dir(), scripts, options); };
+    return [&dir, &tokenizer, scripts, options] {
+      maskgen::tools::write_scripted_model(dir.path(), qwen3_tokenizer_dir(), tokenizer, scripts, options);
+    };
   };
   // "\n" has one token in Qwen3's vocabulary, 198, and it is the trigger.
   maskgen::test::expect_error<maskgen::argument_error>(write({{newline, "\n"}}),

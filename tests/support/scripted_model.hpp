@@ -228,16 +228,16 @@ struct SparseTensor {
 // `tokenizer_dir`. Throws argument_error for a trigger outside the vocabulary, a repeated trigger,
 // text that is not UTF-8, a hidden_size too small, or a script that cannot be spelled (see the top
 // of this file); unsupported_error when `tokenizer_dir` has no tokenizer.json.
+// `tokenizer` is load_tokenizer(tokenizer_dir), loaded once by a caller that writes several folders.
 inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, const std::filesystem::path& tokenizer_dir,
-                                          std::span<const Script> scripts, const ScriptedModelOptions& options = {}) {
+                                          const AutoTokenizer& tokenizer, std::span<const Script> scripts,
+                                          const ScriptedModelOptions& options = {}) {
   using maskgen::detail::cat;
-  if (!std::filesystem::is_regular_file(tokenizer_dir / "tokenizer.json")) {
-    throw unsupported_error(cat("write_scripted_model: tokenizer_dir ", tokenizer_dir,
-                                " must hold a tokenizer.json (byte-level BPE); a scripted model needs each token's bytes"));
-  }
-  const AutoTokenizer tokenizer = load_tokenizer(tokenizer_dir);
   const TokenizerJsonBackend* json = tokenizer.backend().tokenizer_json();
-  if (!json) throw unsupported_error(cat("write_scripted_model: ", tokenizer_dir, "/tokenizer.json did not load as tokenizer.json"));
+  if (!json || !std::filesystem::is_regular_file(tokenizer_dir / "tokenizer.json")) {
+    throw unsupported_error(cat("write_scripted_model: the tokenizer of ", tokenizer_dir,
+                                " must be a tokenizer.json (byte-level BPE); a scripted model needs each token's bytes"));
+  }
   const std::int32_t vocab = tokenizer.vocab_size();
   const auto eos = options.eos_token_id ? options.eos_token_id : tokenizer.eos_id();
   if (!eos) throw argument_error("write_scripted_model: options.eos_token_id is unset and the tokenizer has no EOS token");
@@ -431,6 +431,15 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
   add("lm_head.weight", lm_head);
   write_safetensors(dir / "model.safetensors", tensors);
   return result;
+}
+
+inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, const std::filesystem::path& tokenizer_dir,
+                                          std::span<const Script> scripts, const ScriptedModelOptions& options = {}) {
+  if (!std::filesystem::is_regular_file(tokenizer_dir / "tokenizer.json")) {
+    throw unsupported_error(maskgen::detail::cat("write_scripted_model: tokenizer_dir ", tokenizer_dir,
+                                                 " must hold a tokenizer.json (byte-level BPE); a scripted model needs each token's bytes"));
+  }
+  return write_scripted_model(dir, tokenizer_dir, load_tokenizer(tokenizer_dir), scripts, options);
 }
 
 }  // namespace maskgen::tools
