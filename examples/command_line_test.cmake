@@ -62,7 +62,9 @@ check(0 tokenize_batch --help SAYS "Usage: tokenize_batch [OPTIONS] [TEXT...]" "
       "--add-bos-token" "--pad-token-id N" "Examples:")
 check(0 server --help SAYS "Usage: server [OPTIONS]" "--model DIR=" "--host ADDRESS=127.0.0.1" "--port N=8080"
       "--threads N=0" "--max-running N=32" "--prefill-chunk N=16" "Examples:")
-foreach(program batch_generate mask_pitfall tokenize_batch server)
+check(0 make_scripted_model --help SAYS "Usage: make_scripted_model [OPTIONS]" "--tokenizer DIR (required)" "--out DIR (required)"
+      "--scripts FILE (required)" "--hidden N" "--layers N" "--max-positions N" "trigger_id" "Examples:")
+foreach(program batch_generate mask_pitfall tokenize_batch server make_scripted_model)
   check(0 ${program} --version SAYS "maskgen ${VERSION}")
 endforeach()
 
@@ -135,6 +137,15 @@ check(2 server --threads -1 SAYS "--threads: expected a whole number from 0 to 4
 check(2 server --max-running 0 SAYS "--max-running: expected a whole number from 1 to 4096, got '0'")
 check(2 server --prefill-chunk x SAYS "--prefill-chunk: expected a whole number from 1 to 1048576, got 'x'")
 check(1 server --host 999.1.1.1 --port 0 SAYS "server: cannot listen on 999.1.1.1")
+file(WRITE "${WORK}/scripts-not-a-list.json" "{\"trigger_id\": 1, \"text\": \"a\"}")
+file(WRITE "${WORK}/scripts-no-trigger.json" "[{\"text\": \"a\"}]")
+check(2 make_scripted_model --tokenizer "${WORK}/empty" --out "${WORK}/out" SAYS "--scripts is required")
+check(2 make_scripted_model --tokenizer "${WORK}/empty" --out "${WORK}/out" --scripts "${WORK}/no-such-file"
+      SAYS "--scripts: expected a file, got '${WORK}/no-such-file', which does not exist")
+check(2 make_scripted_model --tokenizer "${WORK}/empty" --out "${WORK}/out" --scripts "${WORK}/scripts-not-a-list.json"
+      SAYS "--tokenizer ${WORK}/empty has no tokenizer.json")
+check(2 make_scripted_model --tokenizer "${WORK}/empty" --out "${WORK}/out" --scripts "${WORK}/scripts-no-trigger.json" --layers 0
+      SAYS "--layers: expected a whole number from 1 to 64, got '0'")
 
 # And good command lines still run: the last two are examples from the programs' --help.
 check(0 tokenize_batch --padding-side right "sort 1 =" "reverse 1 2 3 =" SAYS "input_ids [2, 6]:" "attention_mask:\n1 1 1 1 0 0\n1 1 1 1 1 1")

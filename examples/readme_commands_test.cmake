@@ -5,7 +5,7 @@
 # A command is a line of a code block, or an inline `code` span, that starts with the program
 # (or its path in build-demo/examples/ or build/examples/); a line ending in "\" goes on.
 
-set(programs batch_generate mask_pitfall tokenize_batch server)
+set(programs batch_generate mask_pitfall tokenize_batch server make_scripted_model)
 foreach(program IN LISTS programs)
   set(path_${program} "${BIN}/${program}")
 endforeach()
