@@ -322,8 +322,12 @@ class InputBuffer {
     return bytes_.data() + tail_;
   }
   void commit(std::size_t n) { bytes_.resize(tail_ + n); }
+  // Gives the memory back when nothing is buffered (an idle connection holds none).
   void release() {
-    if (empty()) std::string().swap(bytes_), head_ = 0;
+    if (empty()) {
+      std::string().swap(bytes_);
+      head_ = 0;
+    }
   }
 
  private:
@@ -492,6 +496,7 @@ class Core : public std::enable_shared_from_this<Core> {
 
   std::mutex mutex;  // guards everything below
   bool stopped = false;
+  bool drained = false;  // stop() ran what was left after the serving threads ended
   std::unordered_map<Connection*, std::weak_ptr<Connection>> connections;
   std::size_t counted = 0;   // connections under max_connections
   std::size_t refusing = 0;  // connections being refused with 503
@@ -627,7 +632,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<Request> request_;
   std::unique_ptr<RequestParser> parser_;
   HeaderScanner scanner_;
-  bool header_parsed_ = false;
 
   // The answer being written.
   std::weak_ptr<Exchange> exchange_;
@@ -661,7 +665,6 @@ inline void Connection::advance() {
       request_->remote = remote_;
       parser_ = std::make_unique<RequestParser>(core_->limits, *request_);
       scanner_ = HeaderScanner();
-      header_parsed_ = false;
     }
     return read_header();
   }
@@ -1170,6 +1173,8 @@ inline void Server::stop() {
   {
     std::unique_lock lock(core_->mutex);
     core_->served.wait(lock, [&] { return core_->serving == 0; });
+    if (core_->drained) return;
+    core_->drained = true;
   }
   // Runs what is left (closing connections, handlers posted before the stop) to its end, so that
   // nothing queued keeps the Core alive.
