@@ -50,6 +50,7 @@
 // Mistral's template refuses any tool-call id that is not exactly 9 letters or digits, so
 // mistral_tool_call_ids() gives those, and is the default for ToolCallFormat::Mistral.
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <random>
