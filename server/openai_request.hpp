@@ -374,8 +374,8 @@ class RequestParser {
     throw BadRequest{"'prompt' must be a string, a list of one string, or a list of token ids", "prompt"};
   }
 
-  // The messages as the template gets them, as transformers and vLLM hand them over: content
-  // parts joined into one string, `developer` as `system`, an assistant's tool calls with their
+  // The messages as the template gets them, as vLLM hands them over: content parts joined into
+  // one string, null content as "", `developer` as `system`, an assistant's tool calls with their
   // arguments parsed from OpenAI's JSON string into an object (templates print them with tojson).
   static json template_messages(const json& m) {
     json messages = json::array();
@@ -406,6 +406,10 @@ class RequestParser {
         throw BadRequest{where + ".content must be a string, null or a list of text parts", "messages"};
       } else if (!content && role != "assistant") {
         throw BadRequest{where + ".content is required for a " + role + " message", "messages"};
+      } else if (!content) {
+        // An assistant message that only calls tools: content null, which templates such as
+        // Qwen3's cannot take ('</think>' in None); vLLM hands them "" instead.
+        copy["content"] = "";
       }
       if (role == "tool" && !(msg.contains("tool_call_id") && msg["tool_call_id"].is_string())) {
         throw BadRequest{where + ": a tool message needs a string 'tool_call_id'", "messages"};

@@ -337,7 +337,7 @@ class OpenAIServer {
       callbacks.on_text = [this, job, j](std::string_view piece) { on_text(job, j, piece); };
       callbacks.on_finish = [this, job, j](const maskgen::RequestResult& result) { on_finish(job, j, result); };
       callbacks.on_error = [this, job, j](std::exception_ptr error) { on_error(job, j, error); };
-      maskgen::RequestOptions request{.stop = q.stop, .skip_special_tokens = !keep_special, .logprobs = q.logprobs};
+      maskgen::RequestOptions request{.stop = q.stop, .logprobs = q.logprobs, .skip_special_tokens = !keep_special};
       try {
         job->choices[static_cast<std::size_t>(j)].handle = engine_->submit(q.prompt, gen, request, std::move(callbacks));
       } catch (...) {

@@ -1,4 +1,4 @@
-// make_scripted_model --tokenizer DIR --out DIR --scripts FILE [--hidden N] [--layers N] [--max-positions N]
+// make_scripted_model --tokenizer DIR --out DIR --scripts FILE [--hidden N] [--layers N] [--max-positions N] [--vocab-size N]
 // Writes a Qwen3-architecture model folder (tests/support/scripted_model.hpp) whose greedy
 // continuation is fixed: after a prompt that ends with a script's trigger, it emits the script's
 // text and then EOS. FILE is a JSON list of scripts:
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
                       "   {\"trigger_id\": 271, \"text\": \"It is sunny.\"}]");
   const maskgen::tools::ScriptedModelOptions defaults;
   std::string tokenizer_dir, out, scripts_file;
-  std::optional<std::int64_t> hidden, layers, max_positions;
+  std::optional<std::int64_t> hidden, layers, max_positions, vocab_size;
   const auto size = maskgen_cli::whole_number<std::int64_t>(1, std::int64_t{1} << 16);
   app.add_option("--tokenizer", tokenizer_dir, "Folder with tokenizer.json and tokenizer_config.json (both are copied)")
       ->type_name("DIR")->required();
@@ -87,6 +87,11 @@ int main(int argc, char** argv) {
                  "max_position_embeddings (default " + std::to_string(defaults.max_position_embeddings) + ")")
       ->type_name("N")->check(maskgen_cli::whole_number<std::int64_t>(2, std::int64_t{1} << 20));
 
+  app.add_option("--vocab-size", vocab_size,
+                 "config.json's vocab_size (default: the tokenizer's ids); larger as Qwen's configs are, the ids "
+                 "past the tokenizer decoding to nothing")
+      ->type_name("N")->check(maskgen_cli::whole_number<std::int64_t>(1, (std::int64_t{1} << 31) - 1));
+
   return maskgen_cli::run(app, argc, argv, [&] {
     if (!std::filesystem::is_regular_file(std::filesystem::path(tokenizer_dir) / "tokenizer.json")) {
       throw maskgen_cli::usage_error("--tokenizer " + tokenizer_dir + " has no tokenizer.json");
@@ -97,6 +102,7 @@ int main(int argc, char** argv) {
     options.hidden_size = hidden.value_or(0);
     options.num_layers = layers.value_or(options.num_layers);
     options.max_position_embeddings = max_positions.value_or(options.max_position_embeddings);
+    options.vocab_size = vocab_size.value_or(0);
     const auto written = maskgen::tools::write_scripted_model(out, tokenizer_dir, tokenizer, scripts, options);
     std::cout << "wrote " << out << ": hidden " << written.hidden_size << ", head_dim " << written.head_dim << ", EOS "
               << written.eos_token_id << "\n";

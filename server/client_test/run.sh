@@ -33,7 +33,8 @@ cat >"$work/scripts.json" <<'JSON'
 [{"trigger": "\n", "text": "<think>\nThe user asks for the weather in Paris; I will call the tool.\n</think>\n\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\", \"unit\": \"celsius\"}}\n</tool_call>"},
  {"trigger": "\n\n", "text": "It is 18 degrees and sunny in Paris."}]
 JSON
-"$bin/make_scripted_model" --tokenizer "$shared/tokenizers/qwen3" --out "$work/tiny-qwen3" --scripts "$work/scripts.json" >/dev/null
+"$bin/make_scripted_model" --tokenizer "$shared/tokenizers/qwen3" --out "$work/tiny-qwen3" --scripts "$work/scripts.json" \
+  --vocab-size 151936 >/dev/null  # as Qwen3's configs: 267 ids past the tokenizer
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

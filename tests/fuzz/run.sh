@@ -18,10 +18,10 @@ flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recov
        -Iinclude -I/usr/include/eigen3 "-DMASKGEN_FUZZ_TOKENIZERS_DEFAULT=\"$PWD/../shared/tokenizers\""
        "-DMASKGEN_FUZZ_BUNDLED_MODEL=\"$PWD/models/sort-reverse\"")
 libs=(-lsentencepiece -lpcre2-8 -lutf8proc)
-read -r -a httplib <<< "-Iserver $(pkg-config --cflags --libs cpp-httplib)"  # server_request only
+server=(-Iserver -pthread)  # server_request only (Boost's headers are in the default path)
 build() {  # rebuilt when its source or a header is newer than the binary
   local h="$1" extra=()
-  [ "$h" = server_request ] && extra=("${httplib[@]}")
+  [ "$h" = server_request ] && extra=("${server[@]}")
   [ "$out/$h" -nt "tests/fuzz/$h.cpp" ] && [ -z "$(find include server -newer "$out/$h" -name '*.hpp' | head -1)" ] ||
     clang++ "${flags[@]}" "tests/fuzz/$h.cpp" -o "$out/$h" "${libs[@]}" "${extra[@]}"
 }

@@ -84,6 +84,9 @@ struct ScriptedModelOptions {
   std::int64_t max_position_embeddings = 4096;  // chat prompts with tool schemas are long
   std::optional<std::int32_t> eos_token_id{};   // unset: the tokenizer's EOS (Qwen3: <|im_end|>, 151645)
   float scale = 1.0f;  // lm_head's fallback entries (pairs get 2 scale); the margin is at least scale sqrt(H/4)
+  // config.json's vocab_size; 0: the tokenizer's. Larger, as Qwen's configs are (151,936 against
+  // 151,669 tokens): the ids past the tokenizer have embeddings and logits as unscripted ids do.
+  std::int64_t vocab_size = 0;
 };
 
 // What write_scripted_model wrote.
@@ -245,6 +248,11 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
     throw argument_error(cat("write_scripted_model: options.eos_token_id is ", *eos, "; expected an id in [0, ", vocab, ")"));
   }
   if (options.num_layers < 1) throw argument_error(cat("write_scripted_model: options.num_layers is ", options.num_layers, "; expected >= 1"));
+  const std::int64_t model_vocab = options.vocab_size ? options.vocab_size : vocab;
+  if (model_vocab < vocab || model_vocab > (std::int64_t{1} << 31) - 1) {
+    throw argument_error(cat("write_scripted_model: options.vocab_size is ", options.vocab_size, "; expected 0 or at least the tokenizer's ",
+                             vocab, " ids"));
+  }
   if (options.max_position_embeddings < 2) {
     throw argument_error(cat("write_scripted_model: options.max_position_embeddings is ", options.max_position_embeddings, "; expected >= 2"));
   }
@@ -277,7 +285,7 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
 
   ScriptedModel result;
   result.eos_token_id = *eos;
-  result.vocab_size = vocab;
+  result.vocab_size = model_vocab;
   std::unordered_set<std::uint64_t> pairs;
   for (std::size_t s = 0; s < scripts.size(); ++s) {
     std::size_t stuck_at = 0;
@@ -340,7 +348,7 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
 
   std::filesystem::create_directories(dir);
   nlohmann::ordered_json config = {
-      {"architectures", {"Qwen3ForCausalLM"}}, {"model_type", "qwen3"}, {"vocab_size", vocab},
+      {"architectures", {"Qwen3ForCausalLM"}}, {"model_type", "qwen3"}, {"vocab_size", model_vocab},
       {"hidden_size", h}, {"intermediate_size", inter}, {"num_hidden_layers", options.num_layers},
       {"num_attention_heads", scripted_num_heads}, {"num_key_value_heads", scripted_num_kv_heads},
       {"head_dim", d}, {"max_position_embeddings", options.max_position_embeddings},
@@ -365,8 +373,8 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
   // three (and the previous slot) before the MLP.
   const double one_in = std::sqrt(static_cast<double>(h) / 2.0), one_mlp = std::sqrt(static_cast<double>(h) / 3.0);
   const std::int64_t q_rows = scripted_num_heads * d, kv_rows = scripted_num_kv_heads * d, half = d / 2;
-  detail::SparseTensor embed{vocab, h}, lm_head{vocab, h};
-  for (std::int32_t t = 0; t < vocab; ++t) {
+  detail::SparseTensor embed{model_vocab, h}, lm_head{model_vocab, h};
+  for (std::int32_t t = 0; t < model_vocab; ++t) {
     const auto it = code.find(t);
     embed.set(t, 0, 1.0f);
     embed.set(t, cur0 + (it == code.end() ? 0 : it->second), 1.0f);

@@ -126,8 +126,11 @@ class RequestHandle {
   RequestHandle() = default;
   explicit RequestHandle(std::shared_ptr<detail::RequestState> state) : state_(std::move(state)) {}
 
-  // Blocks until the request is finished; rethrows what made it fail.
-  const RequestResult& wait() const { return state().future.get(); }
+  // Blocks until the request is finished; rethrows what made it fail. On a temporary handle
+  // (`engine.submit(...).wait()`) the result is returned by value: the handle may hold the last
+  // reference to it.
+  const RequestResult& wait() const& { return state().future.get(); }
+  RequestResult wait() const&& { return state().future.get(); }
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
     return state().future.wait_for(d) == std::future_status::ready;
