@@ -10,6 +10,8 @@
 
 #include "support/sort_reverse_task.hpp"
 
+#include <httplib.h>  // the clients
+
 #include <iostream>
 #include <random>
 #include <thread>
@@ -219,6 +221,7 @@ int main(int argc, char** argv) try {
   maskgen_server::ServerOptions options;
   options.engine.max_running = 8;
   options.engine.max_cached_tokens = 400;  // small: requests also wait for cache room
+  options.access_log = false;
   maskgen_server::OpenAIServer server(model, options);
   const int port = server.start("127.0.0.1", 0);
   const auto start = std::chrono::steady_clock::now();
