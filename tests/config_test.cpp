@@ -84,7 +84,7 @@ TEST(Config, FamilyDifferences) {
   q3["model_type"] = "qwen3";
   q3["head_dim"] = 32;
   c = ModelConfig::from_json(q3);
-  EXPECT_TRUE(c.qk_norm);
+  EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
   EXPECT_EQ(c.q_dim(), 256);
   auto mistral = llama();
   mistral["model_type"] = "mistral";

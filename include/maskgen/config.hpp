@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <tuple>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,8 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
   }
   if (r.has("head_dim")) {
     c.head_dim = r.positive_int("head_dim", L::head_dim);
+  } else if (family->defaults.head_dim > 0) {
+    c.head_dim = family->defaults.head_dim;
   } else {
     if (c.hidden_size % c.num_heads != 0) {
       r.fail("hidden_size", cat("(", c.hidden_size, ") must be a multiple of num_attention_heads when head_dim is absent"));
@@ -58,12 +61,17 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
     c.head_dim = c.hidden_size / c.num_heads;
   }
   if (c.head_dim % 2 != 0) r.fail("head_dim", cat("must be even for rotary embeddings, got ", c.head_dim));
-  c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
+  c.rms_norm_eps = r.number("rms_norm_eps", family->defaults.rms_norm_eps);
   if (!(c.rms_norm_eps > 0.0)) r.fail("rms_norm_eps", "must be > 0");
   c.max_position_embeddings = r.positive_int("max_position_embeddings", L::max_position_embeddings);
-  c.tie_word_embeddings = r.boolean("tie_word_embeddings", false);
-  if (const auto act = r.string("hidden_act", "silu"); act != "silu") {
-    r.fail("hidden_act", cat("is \"", act, "\"; maskgen implements the SwiGLU MLP with silu"));
+  c.tie_word_embeddings = r.boolean("tie_word_embeddings", family->defaults.tie_word_embeddings);
+  const std::string act_key(family->defaults.activation_key);
+  if (const auto act = r.string(act_key.c_str(), std::string(family->defaults.activation)); act == "silu") {
+    c.activation = ops::Activation::Silu;
+  } else if (act == "gelu_pytorch_tanh") {
+    c.activation = ops::Activation::GeluTanh;
+  } else {
+    r.fail(act_key.c_str(), cat("is \"", act, "\"; maskgen implements the gated MLP with \"silu\" and \"gelu_pytorch_tanh\""));
   }
   if (r.boolean("mlp_bias", false)) r.fail("mlp_bias", "true is not supported");
   // Which layers slide: "layer_types" when present (transformers 5 writes it for every family),
@@ -83,12 +91,15 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
       c.sliding_layers[l] = types[l] == "sliding_attention";
     }
   }
+  std::tie(c.rope, c.local_rope) = detail::parse_rope(j, source, family->rope, c.head_dim);
   family->configure(r, c, has_layer_types);  // biases, norms, the family's window and RoPE rules
   if (std::find(c.sliding_layers.begin(), c.sliding_layers.end(), 1) != c.sliding_layers.end()) {
-    if (!r.has("sliding_window")) r.fail("sliding_window", "is missing but layers use sliding-window attention");
-    c.sliding_window = r.positive_int("sliding_window");
+    if (r.has("sliding_window")) {
+      c.sliding_window = r.positive_int("sliding_window");
+    } else if (!c.sliding_window) {  // a family's default (Gemma's 4096) may stand in
+      r.fail("sliding_window", "is missing but layers use sliding-window attention");
+    }
   }
-  c.rope = detail::parse_rope(j, source);
   if (const auto bos = r.ids("bos_token_id"); !bos.empty()) c.bos_token_id = bos.front();
   c.eos_token_ids = r.ids("eos_token_id");
   if (const auto pad = r.ids("pad_token_id"); !pad.empty()) c.pad_token_id = pad.front();

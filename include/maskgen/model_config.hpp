@@ -14,6 +14,7 @@
 #include <numbers>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,24 +29,43 @@ namespace maskgen {
 // named by ModelConfig::model_type.
 enum class Architecture { Llama, Mistral, Qwen2, Qwen3, Other };
 
-enum class RopeType { Default, Linear, Llama3 };
+enum class RopeType { Default, Linear, Llama3, LongRope };
 
 struct RopeConfig {
   RopeType type = RopeType::Default;
   double theta = 10000.0;                            // base of the frequencies
-  double factor = 1.0;                               // linear and llama3 scaling factor
+  double factor = 1.0;                               // linear, llama3 and longrope scaling factor
   double low_freq_factor = 1.0;                      // llama3
   double high_freq_factor = 4.0;                     // llama3
-  std::int64_t original_max_position_embeddings = 8192;  // llama3
+  std::int64_t original_max_position_embeddings = 8192;  // llama3, longrope
+  double partial_rotary_factor = 1.0;                // the share of each head that rotates (Phi-3: 0.75)
+  std::vector<double> short_factor{}, long_factor{}; // longrope: [rotary_dim / 2] divisors of the frequencies
+  double attention_factor = 1.0;                     // longrope: cos and sin are scaled by it
 
-  // The rotation frequency of each pair of a head's dimensions, in double.  // [head_dim / 2]
-  std::vector<double> inverse_frequencies(std::int64_t head_dim) const {
-    const auto half = static_cast<std::size_t>(head_dim / 2);
+  // The elements of a head that rotate: int(head_dim * partial_rotary_factor), as transformers.
+  std::int64_t rotary_dim(std::int64_t head_dim) const {
+    return static_cast<std::int64_t>(static_cast<double>(head_dim) * partial_rotary_factor);
+  }
+
+  // A LongRoPE forward uses long_factor for a row whose last position in it is at or past
+  // original_max_position_embeddings (transformers decides per call: alone, per row).
+  bool uses_long_factor(std::int64_t last_position) const {
+    return type == RopeType::LongRope && last_position + 1 > original_max_position_embeddings;
+  }
+
+  // The rotation frequency of each pair of a head's rotating dimensions, in double; LongRoPE's
+  // with long_factor when `long_context`.  // [rotary_dim / 2]
+  std::vector<double> inverse_frequencies(std::int64_t head_dim, bool long_context = false) const {
+    const std::int64_t dim = rotary_dim(head_dim);
+    const auto half = static_cast<std::size_t>(dim / 2);
     std::vector<double> inv(half);
     for (std::size_t i = 0; i < half; ++i) {
-      inv[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(head_dim));
+      inv[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(dim));
     }
-    if (type == RopeType::Linear) {
+    if (type == RopeType::LongRope) {
+      const std::vector<double>& divisors = long_context ? long_factor : short_factor;
+      for (std::size_t i = 0; i < half; ++i) inv[i] = 1.0 / (divisors[i] * std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(dim)));
+    } else if (type == RopeType::Linear) {
       for (auto& f : inv) f /= factor;
     } else if (type == RopeType::Llama3) {
       // Long wavelengths are slowed down by `factor`, short ones kept, and the band between is
@@ -97,11 +117,21 @@ struct ModelConfig {
   bool tie_word_embeddings = false;       // no lm_head.weight: the embedding matrix is the output head
   bool qkv_bias = false;                  // q/k/v projections have biases (Qwen2; attention_bias)
   bool o_bias = false;                    // the output projection has a bias (attention_bias)
-  bool qk_norm = false;                   // per-head RMSNorm of q and k before RoPE (Qwen3)
+  QkNorm qk_norm = QkNorm::None;          // RMSNorm of q and k before RoPE (Qwen3, Gemma 3: per head; OLMo 2: whole)
+  NormPlacement norms = NormPlacement::Before;  // around each block (Gemma: before and after; OLMo 2: after)
+  bool norm_plus_one = false;             // RMSNorm scales by (1 + weight), every norm of the model (Gemma)
+  ops::Activation activation = ops::Activation::Silu;  // of the gated MLP ("hidden_act", Gemma's "hidden_activation")
+  double embedding_scale = 1.0;           // embeddings times this (Gemma: sqrt(hidden_size); Granite: embedding_multiplier)
+  double attention_scale = 0.0;           // scores' scale; 0: 1 / sqrt(head_dim) (Gemma: query_pre_attn_scalar^-1/2; Granite)
+  std::optional<double> attention_softcap{};  // attn_logit_softcapping (Gemma 2)
+  std::optional<double> final_softcap{};  // final_logit_softcapping: logits become c · tanh(logits / c)
+  double residual_scale = 1.0;            // Granite's residual_multiplier
+  double logits_divisor = 1.0;            // logits are divided by it (Granite's logits_scaling)
   std::optional<std::int64_t> sliding_window{};  // keys a query sees at most, in the layers that slide
   std::vector<char> sliding_layers{};     // [num_layers] 1 where the layer uses sliding_window
   std::vector<char> rope_layers{};        // [num_layers] 1 where the layer applies RoPE (all but SmolLM3's NoPE layers)
   RopeConfig rope{};
+  std::optional<RopeConfig> local_rope{}; // the RoPE of sliding layers where it differs (Gemma 3's local layers)
   std::optional<std::int32_t> bos_token_id{};
   std::vector<std::int32_t> eos_token_ids{};  // one or several
   std::optional<std::int32_t> pad_token_id{};
@@ -118,9 +148,15 @@ struct ModelConfig {
     LayerSpec s;
     s.rope = l >= rope_layers.size() || rope_layers[l];
     s.window = layer_window(l);
-    s.qk_norm = qk_norm ? QkNorm::PerHead : QkNorm::None;
+    s.local_rope = local_rope.has_value() && l < sliding_layers.size() && sliding_layers[l];
+    s.qk_norm = qk_norm;
     s.qkv_bias = qkv_bias;
     s.o_bias = o_bias;
+    s.norms = norms;
+    s.attention_scale = attention_scale;
+    s.attention_softcap = attention_softcap;
+    s.activation = activation;
+    s.residual_scale = residual_scale;
     return s;
   }
 
@@ -183,6 +219,7 @@ class ConfigReader {
     return out;
   }
   const nlohmann::json& raw(const char* key) const { return j_[key]; }
+  const nlohmann::json& json() const { return j_; }
 
   [[noreturn]] void fail(const char* key, const std::string& what) const {
     throw format_error(cat(source_, ": \"", key, "\" ", what));
@@ -193,36 +230,50 @@ class ConfigReader {
   std::string source_;
 };
 
-// RoPE settings in either spelling: transformers 5's "rope_parameters" object, or transformers
-// 4's top-level "rope_theta" plus an optional "rope_scaling" object.
-inline RopeConfig parse_rope(const nlohmann::json& j, const std::string& source) {
+}  // namespace detail
+
+// How a family reads RoPE beyond the shared spelling (its Family::rope).
+struct RopeRules {
+  double default_theta = 10000.0;             // rope_theta when config.json has none
+  std::optional<double> local_theta{};        // set: sliding layers have their own RoPE (Gemma 3), whose
+                                              // rope_theta defaults to this ("rope_local_base_freq" in
+                                              // transformers 4's spelling)
+  bool legacy_longrope_names = false;         // rope type "su" and "yarn" mean "longrope" (Phi-3)
+};
+
+namespace detail {
+
+// One RoPE parameter object (transformers 5's "rope_parameters", or 4's "rope_scaling" with the
+// top-level fields). `theta`: rope_theta where the object has none.
+//   head_dim: the heads' size (partial rotation and LongRoPE's factors are checked against it).
+inline RopeConfig parse_rope_object(const nlohmann::json& params, const ConfigReader& top, const std::string& source,
+                                    double theta, const RopeRules& rules, std::int64_t head_dim) {
   RopeConfig rope;
-  const ConfigReader top(j, source);
-  nlohmann::json params = nlohmann::json::object();
-  if (top.has("rope_parameters")) {
-    params = j["rope_parameters"];
-    if (!params.is_object()) top.fail("rope_parameters", "must be an object");
-    if (params.contains("full_attention") || params.contains("sliding_attention")) {
-      top.fail("rope_parameters", "holds per-layer-type parameters, which maskgen does not support");
-    }
-  } else if (top.has("rope_scaling")) {
-    params = j["rope_scaling"];
-    if (!params.is_object()) top.fail("rope_scaling", "must be an object or null");
-  }
-  const ConfigReader p(params, source + " (rope)");
-  rope.theta = p.number("rope_theta", top.number("rope_theta", 10000.0));
+  const ConfigReader p(params, source);
+  rope.theta = p.number("rope_theta", theta);
   if (!(rope.theta > 1.0)) p.fail("rope_theta", cat("must be > 1, got ", rope.theta));
-  const std::string type = p.string("rope_type", p.string("type", "default"));
+  std::string type = p.string("rope_type", p.string("type", "default"));
+  if (rules.legacy_longrope_names && (type == "su" || type == "yarn")) type = "longrope";
   if (type == "default") {
     rope.type = RopeType::Default;
   } else if (type == "linear") {
     rope.type = RopeType::Linear;
   } else if (type == "llama3") {
     rope.type = RopeType::Llama3;
+  } else if (type == "longrope") {
+    rope.type = RopeType::LongRope;
   } else {
-    p.fail("rope_type", cat("is \"", type, "\"; maskgen supports \"default\", \"linear\" and \"llama3\""));
+    p.fail("rope_type", cat("is \"", type, "\"; maskgen supports \"default\", \"linear\", \"llama3\" and \"longrope\""));
   }
-  if (rope.type != RopeType::Default) {
+  rope.partial_rotary_factor = p.number("partial_rotary_factor", top.number("partial_rotary_factor", 1.0));
+  if (!(rope.partial_rotary_factor > 0.0 && rope.partial_rotary_factor <= 1.0)) {
+    p.fail("partial_rotary_factor", cat("must be in (0, 1], got ", rope.partial_rotary_factor));
+  }
+  const std::int64_t dim = rope.rotary_dim(head_dim);
+  if (dim < 2 || dim % 2 != 0) {
+    p.fail("partial_rotary_factor", cat("rotates ", dim, " of head_dim ", head_dim, " elements; that must be even and >= 2"));
+  }
+  if (rope.type == RopeType::Linear || rope.type == RopeType::Llama3) {
     rope.factor = p.number("factor", 0.0);
     if (!(rope.factor > 0.0)) p.fail("factor", cat("must be > 0 for rope type ", type));
   }
@@ -234,10 +285,88 @@ inline RopeConfig parse_rope(const nlohmann::json& j, const std::string& source)
       p.fail("high_freq_factor", "must be greater than low_freq_factor");
     }
   }
-  if (p.number("partial_rotary_factor", 1.0) != 1.0) {
-    p.fail("partial_rotary_factor", "other than 1 is not supported");
+  if (rope.type == RopeType::LongRope) {
+    // original_max_position_embeddings: the top-level field wins (Phi-3 keeps it there), then the
+    // object's, then max_position_embeddings; factor defaults to their ratio, and the attention
+    // factor to sqrt(1 + ln(factor) / ln(original)) (1 when factor <= 1), as transformers.
+    const std::int64_t max_positions = top.positive_int("max_position_embeddings", ConfigLimits::max_position_embeddings);
+    rope.original_max_position_embeddings =
+        top.has("original_max_position_embeddings")
+            ? top.positive_int("original_max_position_embeddings", ConfigLimits::max_position_embeddings)
+            : (p.has("original_max_position_embeddings")
+                   ? p.positive_int("original_max_position_embeddings", ConfigLimits::max_position_embeddings)
+                   : max_positions);
+    const auto original = static_cast<double>(rope.original_max_position_embeddings);
+    rope.factor = p.number("factor", static_cast<double>(max_positions) / original);
+    if (!(rope.factor > 0.0)) p.fail("factor", cat("must be > 0, got ", rope.factor));
+    const double fallback = rope.factor <= 1.0 || original <= 1.0
+                                ? 1.0
+                                : std::sqrt(1.0 + std::log(rope.factor) / std::log(original));
+    rope.attention_factor = p.number("attention_factor", fallback);
+    if (!(rope.attention_factor > 0.0 && std::isfinite(rope.attention_factor))) {
+      p.fail("attention_factor", cat("must be a finite number > 0, got ", rope.attention_factor));
+    }
+    auto factors = [&](const char* key) {
+      if (!p.has(key) || !params[key].is_array()) p.fail(key, "must be a list of numbers for rope type longrope");
+      const auto& list = params[key];
+      if (static_cast<std::int64_t>(list.size()) != dim / 2) {
+        p.fail(key, cat("has ", list.size(), " values; the rotary dimension ", dim, " needs ", dim / 2));
+      }
+      std::vector<double> out;
+      for (const auto& v : list) {
+        if (!v.is_number() || !(v.get<double>() > 0.0) || !std::isfinite(v.get<double>())) {
+          p.fail(key, cat("holds ", v.dump(), "; each value must be a finite number > 0"));
+        }
+        out.push_back(v.get<double>());
+      }
+      return out;
+    };
+    rope.short_factor = factors("short_factor");
+    rope.long_factor = factors("long_factor");
   }
   return rope;
+}
+
+// RoPE settings in either spelling: transformers 5's "rope_parameters" object, or transformers
+// 4's top-level "rope_theta" plus an optional "rope_scaling" object. With rules.local_theta, the
+// sliding layers' own RoPE too: transformers 5's per-layer-type object ("full_attention",
+// "sliding_attention"), or 4's "rope_local_base_freq" (the scaling is the global layers' only).
+//   Returns the RoPE of every layer (or of the full-attention layers) and that of sliding layers.
+inline std::pair<RopeConfig, std::optional<RopeConfig>> parse_rope(const nlohmann::json& j, const std::string& source,
+                                                                   const RopeRules& rules, std::int64_t head_dim) {
+  const ConfigReader top(j, source);
+  const double theta = top.number("rope_theta", rules.default_theta);
+  const nlohmann::json none = nlohmann::json::object();
+  const nlohmann::json* params = &none;
+  if (top.has("rope_parameters")) {
+    params = &j["rope_parameters"];
+    if (!params->is_object()) top.fail("rope_parameters", "must be an object");
+    if (params->contains("full_attention") || params->contains("sliding_attention")) {
+      if (!rules.local_theta) {
+        top.fail("rope_parameters", "holds per-layer-type parameters, which this family does not have");
+      }
+      auto part = [&](const char* key) -> const nlohmann::json& {
+        const auto& v = (*params)[key];
+        if (!v.is_object()) top.fail("rope_parameters", cat("must hold an object \"", key, "\""));
+        return v;
+      };
+      const double local = top.number("rope_local_base_freq", *rules.local_theta);
+      return {parse_rope_object(part("full_attention"), top, source + " (rope_parameters.full_attention)", theta, rules,
+                                head_dim),
+              parse_rope_object(part("sliding_attention"), top, source + " (rope_parameters.sliding_attention)", local,
+                                rules, head_dim)};
+    }
+  } else if (top.has("rope_scaling")) {
+    params = &j["rope_scaling"];
+    if (!params->is_object()) top.fail("rope_scaling", "must be an object or null");
+  }
+  RopeConfig rope = parse_rope_object(*params, top, source + " (rope)", theta, rules, head_dim);
+  std::optional<RopeConfig> local;
+  if (rules.local_theta) {
+    local = parse_rope_object(none, top, source + " (rope_local_base_freq)",
+                              top.number("rope_local_base_freq", *rules.local_theta), rules, head_dim);
+  }
+  return {rope, local};
 }
 
 }  // namespace detail

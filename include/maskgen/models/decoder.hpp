@@ -3,8 +3,13 @@
 // (models/layer_spec.hpp). Tokens are packed (no pads): x is [tokens, hidden], and each token's
 // keys and values go to its row of the cache before attention reads them.
 //
-//   h = RMSNorm(x);  x += o_proj(attention(RoPE(norm(q_proj h)), RoPE(norm(k_proj h)), v_proj h))
-//   h = RMSNorm(x);  x += down_proj(silu(gate_proj h) * up_proj h)
+//   h = RMSNorm(x);  a = o_proj(attention(RoPE(norm(q_proj h)), RoPE(norm(k_proj h)), v_proj h))
+//   x += RMSNorm(a) * residual_scale
+//   h = RMSNorm(x);  m = down_proj(act(gate_proj h) * up_proj h)
+//   x += RMSNorm(m) * residual_scale
+// where the norm before a block (h = x without it: OLMo 2) and the norm of its output (a and m as
+// they are: Llama) are the spec's NormPlacement, act is silu or GeLU-tanh, and residual_scale is 1
+// but for Granite.
 
 #include <cstddef>
 #include <optional>
@@ -19,7 +24,7 @@
 #include "../ops/matmul.hpp"
 #include "../ops/rms_norm.hpp"
 #include "../ops/rope.hpp"
-#include "../ops/swiglu.hpp"
+#include "../ops/activation.hpp"
 #include "../ops/weights.hpp"
 #include "layer_spec.hpp"
 
@@ -28,13 +33,16 @@ namespace maskgen {
 // The weights of one decoder layer.
 template <class Scalar>
 struct DecoderWeights {
-  ops::Vector<Scalar> input_norm;              // [hidden]
+  ops::Vector<Scalar> input_norm;              // [hidden] before attention, or empty (NormPlacement::After)
+  ops::Vector<Scalar> attention_out_norm;      // [hidden] of attention's output, or empty (NormPlacement::Before)
   ops::WeightMatrix q_proj;               // [heads * head_dim, hidden]
   ops::WeightMatrix k_proj, v_proj;       // [kv_heads * head_dim, hidden]
   ops::WeightMatrix o_proj;               // [hidden, heads * head_dim]
   ops::Vector<Scalar> q_bias, k_bias, v_bias, o_bias;  // empty where the spec has none
-  ops::Vector<Scalar> q_norm, k_norm;          // [head_dim] with QkNorm::PerHead, else empty
-  ops::Vector<Scalar> post_attention_norm;     // [hidden]
+  ops::Vector<Scalar> q_norm, k_norm;          // [head_dim] (QkNorm::PerHead) or [heads * head_dim],
+                                               // [kv_heads * head_dim] (QkNorm::Projection), else empty
+  ops::Vector<Scalar> mlp_norm;                // [hidden] before the MLP, or empty (NormPlacement::After)
+  ops::Vector<Scalar> mlp_out_norm;            // [hidden] of the MLP's output, or empty (NormPlacement::Before)
   ops::WeightMatrix gate_proj, up_proj;   // [intermediate, hidden]
   ops::WeightMatrix down_proj;            // [hidden, intermediate]
 };
@@ -56,7 +64,8 @@ struct DecoderPass {
   const ModelConfig& config;
   const PackedBatch& batch;
   std::span<const QuerySpan> spans;    // [tokens] each token's cache row and keys seen
-  const ops::RopeTable<Scalar>& rope;  // [tokens] each token's rotation
+  const ops::RopeTable<Scalar>& rope;        // [tokens] each token's rotation
+  const ops::RopeTable<Scalar>* local_rope;  // [tokens] in layers with LayerSpec::local_rope (Gemma 3), or null
   Cache& cache;
   int threads;
   Activations<Scalar>& a;
@@ -91,10 +100,14 @@ const ops::Matrix<Scalar>& self_attention(std::size_t l, const LayerSpec& spec, 
   if (spec.qk_norm == QkNorm::PerHead) {  // before RoPE
     norm_heads(a.q, w.q_norm, c.head_dim, c.rms_norm_eps, p.threads);
     norm_heads(a.k, w.k_norm, c.head_dim, c.rms_norm_eps, p.threads);
+  } else if (spec.qk_norm == QkNorm::Projection) {
+    ops::rms_norm(a.q, w.q_norm, c.rms_norm_eps, a.q, p.threads);
+    ops::rms_norm(a.k, w.k_norm, c.rms_norm_eps, a.k, p.threads);
   }
   if (spec.rope) {
-    ops::apply_rope(a.q, p.rope, c.head_dim, p.threads);
-    ops::apply_rope(a.k, p.rope, c.head_dim, p.threads);
+    const ops::RopeTable<Scalar>& rope = spec.local_rope ? *p.local_rope : p.rope;
+    ops::apply_rope(a.q, rope, c.head_dim, p.threads);
+    ops::apply_rope(a.k, rope, c.head_dim, p.threads);
   }
   for (std::size_t r = 0; r < p.batch.rows(); ++r) {
     const auto first = static_cast<Eigen::Index>(p.batch.row_offsets[r]);
@@ -103,20 +116,42 @@ const ops::Matrix<Scalar>& self_attention(std::size_t l, const LayerSpec& spec, 
   const std::optional<std::size_t> window =
       spec.window ? std::optional<std::size_t>(static_cast<std::size_t>(*spec.window)) : std::nullopt;
   ops::attend(a.q, p.spans, p.cache, l, static_cast<std::size_t>(c.num_heads), static_cast<std::size_t>(c.num_kv_heads),
-              static_cast<std::size_t>(c.head_dim), a.attended, p.threads, window);
+              static_cast<std::size_t>(c.head_dim), a.attended, p.threads, window, spec.attention_scale,
+              spec.attention_softcap);
   project(a.attended, w.o_proj, w.o_bias, a.out, p.threads);  // [tokens, hidden]
   return a.out;
 }
 
-// The SwiGLU MLP.  h: [tokens, hidden] -> a.out [tokens, hidden]
+// The gated MLP (SwiGLU or GeGLU).  h: [tokens, hidden] -> a.out [tokens, hidden]
 template <class Scalar>
-const ops::Matrix<Scalar>& mlp(const DecoderWeights<Scalar>& w, const ops::Matrix<Scalar>& h, int threads,
-                               Activations<Scalar>& a) {
+const ops::Matrix<Scalar>& mlp(const LayerSpec& spec, const DecoderWeights<Scalar>& w, const ops::Matrix<Scalar>& h,
+                               int threads, Activations<Scalar>& a) {
   ops::matmul_transposed(h, w.gate_proj, a.gate, threads);  // [tokens, intermediate]
   ops::matmul_transposed(h, w.up_proj, a.up, threads);      // [tokens, intermediate]
-  ops::swiglu(a.gate, a.up, threads);
+  ops::gated_activation(a.gate, a.up, spec.activation, threads);
   ops::matmul_transposed(a.gate, w.down_proj, a.out, threads);  // [tokens, hidden]
   return a.out;
+}
+
+// A block's input: norm(x) in h, or x itself where the spec normalizes only the output.
+template <class Scalar>
+const ops::Matrix<Scalar>& block_input(const LayerSpec& spec, const ops::Vector<Scalar>& norm, const ops::Matrix<Scalar>& x,
+                                       double eps, ops::Matrix<Scalar>& h, int threads) {
+  if (spec.norms == NormPlacement::After) return x;
+  ops::rms_norm(x, norm, eps, h, threads);
+  return h;
+}
+
+// x += norm_out(out) * residual_scale (the norm where the spec has one); out may be normed in place.
+template <class Scalar>
+void add_residual(const LayerSpec& spec, const ops::Vector<Scalar>& norm_out, ops::Matrix<Scalar>& out, double eps,
+                  ops::Matrix<Scalar>& x, int threads) {
+  if (spec.norms != NormPlacement::Before) ops::rms_norm(out, norm_out, eps, out, threads);
+  if (spec.residual_scale == 1.0) {
+    x += out;
+  } else {
+    x += out * static_cast<Scalar>(spec.residual_scale);
+  }
 }
 
 }  // namespace detail
@@ -126,10 +161,13 @@ template <class Scalar, class Cache>
 void decoder_layer(std::size_t l, const LayerSpec& spec, const DecoderWeights<Scalar>& w, ops::Matrix<Scalar>& x,
                    DecoderPass<Scalar, Cache>& p) {
   const double eps = p.config.rms_norm_eps;
-  ops::rms_norm(x, w.input_norm, eps, p.a.h, p.threads);
-  x += detail::self_attention(l, spec, w, p.a.h, p);  // residual
-  ops::rms_norm(x, w.post_attention_norm, eps, p.a.h, p.threads);
-  x += detail::mlp(w, p.a.h, p.threads, p.a);        // residual
+  Activations<Scalar>& a = p.a;
+  const auto& attention_in = detail::block_input(spec, w.input_norm, x, eps, a.h, p.threads);
+  detail::self_attention(l, spec, w, attention_in, p);             // a.out
+  detail::add_residual(spec, w.attention_out_norm, a.out, eps, x, p.threads);
+  const auto& mlp_in = detail::block_input(spec, w.mlp_norm, x, eps, a.h, p.threads);
+  detail::mlp(spec, w, mlp_in, p.threads, a);                       // a.out
+  detail::add_residual(spec, w.mlp_out_norm, a.out, eps, x, p.threads);
 }
 
 }  // namespace maskgen

@@ -3,6 +3,7 @@
 // every family shares (config.hpp reads those), and its tensor names. Registering one is a line
 // in models/registry.hpp; its header lives beside this one.
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -16,14 +17,18 @@ namespace maskgen {
 struct TensorNames {
   std::string_view embed = "model.embed_tokens.weight";
   std::string_view layer_prefix = "model.layers.";
-  std::string_view input_norm = "input_layernorm.weight";
+  std::string_view input_norm = "input_layernorm.weight";           // before attention
+  std::string_view attention_out_norm = "post_attention_layernorm.weight";  // of attention's output (Gemma, OLMo 2)
+  std::string_view mlp_norm = "post_attention_layernorm.weight";   // before the MLP (Llama's name for it)
+  std::string_view mlp_out_norm = "post_feedforward_layernorm.weight";  // of the MLP's output (Gemma, OLMo 2)
+  std::string_view qkv_proj = "";          // set: q, k and v stored as one [q + 2 kv, hidden] tensor (Phi-3)
+  std::string_view gate_up_proj = "";      // set: gate and up stored as one [2 intermediate, hidden] tensor (Phi-3)
   std::string_view q_proj = "self_attn.q_proj.weight";
   std::string_view k_proj = "self_attn.k_proj.weight";
   std::string_view v_proj = "self_attn.v_proj.weight";
   std::string_view o_proj = "self_attn.o_proj.weight";
   std::string_view q_norm = "self_attn.q_norm.weight";
   std::string_view k_norm = "self_attn.k_norm.weight";
-  std::string_view post_attention_norm = "post_attention_layernorm.weight";
   std::string_view gate_proj = "mlp.gate_proj.weight";
   std::string_view up_proj = "mlp.up_proj.weight";
   std::string_view down_proj = "mlp.down_proj.weight";
@@ -45,6 +50,15 @@ struct Family {
   // (where config.json has no "layer_types") or skip RoPE.
   void (*configure)(const detail::ConfigReader& config, ModelConfig& c, bool has_layer_types) = nullptr;
   TensorNames names{};
+  // Defaults of transformers' config class where config.json leaves a field out.
+  struct Defaults {
+    double rms_norm_eps = 1e-6;
+    bool tie_word_embeddings = false;
+    std::int64_t head_dim = 0;                   // 0: hidden_size / num_attention_heads
+    std::string_view activation_key = "hidden_act";  // Gemma: "hidden_activation"
+    std::string_view activation = "silu";
+  } defaults{};
+  RopeRules rope{};
 };
 
 }  // namespace maskgen

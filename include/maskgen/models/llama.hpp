@@ -37,7 +37,7 @@ inline void configure_qwen2(const detail::ConfigReader& r, ModelConfig& c, bool 
 
 inline void configure_qwen3(const detail::ConfigReader& r, ModelConfig& c, bool has_layer_types) {
   c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
-  c.qk_norm = true;
+  c.qk_norm = QkNorm::PerHead;
   if (!has_layer_types) qwen_windows(r, c);
 }
 

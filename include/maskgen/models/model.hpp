@@ -32,6 +32,7 @@
 #include "../ops/matmul.hpp"
 #include "../ops/rms_norm.hpp"
 #include "../ops/rope.hpp"
+#include "../ops/activation.hpp"
 #include "../ops/weights.hpp"
 #include "../padding.hpp"
 #include "../safetensors.hpp"
@@ -59,6 +60,16 @@ struct LoadOptions {
 struct ForwardOptions {
   LogitsFor logits = LogitsFor::Last;  // which positions get logits
   int num_threads = 0;                 // threads for the kernels; 0 uses every core
+};
+
+// A RoPE's inverse frequencies: [rotary_dim / 2] each; long_context only for LongRoPE.
+struct RopeFrequencies {
+  std::vector<double> base, long_context;
+
+  RopeFrequencies() = default;
+  RopeFrequencies(const RopeConfig& rope, std::int64_t head_dim)
+      : base(rope.inverse_frequencies(head_dim)),
+        long_context(rope.type == RopeType::LongRope ? rope.inverse_frequencies(head_dim, true) : std::vector<double>{}) {}
 };
 
 template <class Scalar>
@@ -111,11 +122,14 @@ class Model {
     const std::vector<QuerySpan> spans = query_spans(batch, cache);  // validates lengths first
     std::vector<std::int32_t> positions(spans.size());
     for (std::size_t t = 0; t < spans.size(); ++t) positions[t] = static_cast<std::int32_t>(spans[t].keys - 1);
-    const ops::RopeTable<Scalar> rope(positions, inverse_frequencies_);
+    const ops::RopeTable<Scalar> rope = rope_table(config_.rope, rope_frequencies_, batch, positions);
+    std::optional<ops::RopeTable<Scalar>> local_rope;
+    if (config_.local_rope) local_rope = rope_table(*config_.local_rope, local_rope_frequencies_, batch, positions);
 
     Matrix x = embed(batch.tokens);  // [tokens, hidden]
     Activations<Scalar> a;
-    DecoderPass<Scalar, KVCache<Scalar>> pass{config_, batch, spans, rope, cache, threads, a};
+    DecoderPass<Scalar, KVCache<Scalar>> pass{config_, batch, spans, rope, local_rope ? &*local_rope : nullptr,
+                                              cache, threads, a};
     for (std::size_t l = 0; l < layers_.size(); ++l) decoder_layer(l, specs_[l], layers_[l], x, pass);
     for (std::size_t r = 0; r < batch.rows(); ++r) cache.commit(batch.cache_rows[r], batch.row_length(r));
 
@@ -129,21 +143,43 @@ class Model {
   }
 
  private:
-  // tokens -> [tokens, hidden]
+  // The rotations of a forward's tokens. LongRoPE decides per row: a row whose last position in
+  // this call reaches past original_max_position_embeddings turns by the long factors (as
+  // transformers does for a forward of that row alone).  -> [tokens, rotary_dim / 2]
+  static ops::RopeTable<Scalar> rope_table(const RopeConfig& rope, const RopeFrequencies& f, const PackedBatch& batch,
+                                           std::span<const std::int32_t> positions) {
+    if (rope.type != RopeType::LongRope) return ops::RopeTable<Scalar>(positions, f.base, rope.attention_factor);
+    std::vector<char> long_row(positions.size());
+    for (std::size_t r = 0; r < batch.rows(); ++r) {
+      const std::size_t first = batch.row_offsets[r], end = batch.row_offsets[r + 1];
+      if (first == end) continue;
+      const bool use_long = rope.uses_long_factor(positions[end - 1]);
+      std::fill(long_row.begin() + static_cast<std::ptrdiff_t>(first), long_row.begin() + static_cast<std::ptrdiff_t>(end),
+                use_long);
+    }
+    return ops::RopeTable<Scalar>(
+        positions, [&](std::size_t t) -> const std::vector<double>& { return long_row[t] ? f.long_context : f.base; },
+        rope.attention_factor);
+  }
+
+  // tokens -> [tokens, hidden], times the family's embedding scale.
   Matrix embed(std::span<const std::int32_t> tokens) const {
     Matrix x(static_cast<Eigen::Index>(tokens.size()), config_.hidden_size);
     for (std::size_t t = 0; t < tokens.size(); ++t) {
       ops::weight_row(embed_tokens_, static_cast<std::size_t>(tokens[t]), x.row(static_cast<Eigen::Index>(t)).data());
     }
+    if (config_.embedding_scale != 1.0) x *= static_cast<Scalar>(config_.embedding_scale);
     return x;
   }
 
-  // Final norm and output head.  x: [n, hidden] -> [n, vocab]
+  // Final norm and output head, then the family's soft-cap or divisor.  x: [n, hidden] -> [n, vocab]
   Matrix logits(const Matrix& x, int threads) const {
     Matrix h(x.rows(), x.cols());
     ops::rms_norm(x, final_norm_, config_.rms_norm_eps, h, threads);
     Matrix out;
     ops::matmul_transposed(h, lm_head_ ? *lm_head_ : embed_tokens_, out, threads);
+    if (config_.logits_divisor != 1.0) out /= static_cast<Scalar>(config_.logits_divisor);
+    if (config_.final_softcap) ops::softcap(out, *config_.final_softcap, threads);
     return out;
   }
 
@@ -180,7 +216,8 @@ class Model {
   }
 
   ModelConfig config_;
-  std::vector<double> inverse_frequencies_;  // [head_dim / 2]
+  RopeFrequencies rope_frequencies_;         // of config_.rope
+  RopeFrequencies local_rope_frequencies_;   // of config_.local_rope, where set
   ops::WeightMatrix embed_tokens_;           // [vocab, hidden], as stored, row-major in place (in
                                              // panels when it is also the head); never quantized
   std::vector<LayerSpec> specs_;                  // [layers] what each layer does (ModelConfig::layer)
@@ -199,7 +236,15 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   const weights::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
                                           options.weights);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
-  model.inverse_frequencies_ = c.rope.inverse_frequencies(c.head_dim);
+  model.rope_frequencies_ = RopeFrequencies(c.rope, c.head_dim);
+  if (c.local_rope) model.local_rope_frequencies_ = RopeFrequencies(*c.local_rope, c.head_dim);
+  // A norm's weight as the model scales by it: Gemma's RMSNorm multiplies by (1 + w), rounded to
+  // Scalar once here as transformers rounds 1 + w before the product.
+  auto norm = [&](const std::string& tensor, std::int64_t n) {
+    Vector v = read.vector(tensor, n);
+    if (c.norm_plus_one) v.array() += Scalar(1);
+    return v;
+  };
   // The embedding table is looked up a row at a time, so it stays as stored, in place; tied to the
   // output head (and not quantized for it), it is packed for the head and looked up in its panels.
   const bool head_is_embedding = c.tie_word_embeddings && options.weights != WeightFormat::Int8;
@@ -211,10 +256,25 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
     auto name = [&](std::string_view tensor) { return names.layer(i, tensor); };
     auto bias = [&](std::string_view weight) { return names.layer(i, TensorNames::bias_of(weight)); };
     DecoderWeights<Scalar> w;
-    w.input_norm = read.vector(name(names.input_norm), hidden);
-    w.q_proj = read.matrix(name(names.q_proj), c.q_dim(), hidden);
-    w.k_proj = read.matrix(name(names.k_proj), c.kv_dim(), hidden);
-    w.v_proj = read.matrix(name(names.v_proj), c.kv_dim(), hidden);
+    if (spec.norms != NormPlacement::After) {
+      w.input_norm = norm(name(names.input_norm), hidden);
+      w.mlp_norm = norm(name(names.mlp_norm), hidden);
+    }
+    if (spec.norms != NormPlacement::Before) {
+      w.attention_out_norm = norm(name(names.attention_out_norm), hidden);
+      w.mlp_out_norm = norm(name(names.mlp_out_norm), hidden);
+    }
+    if (names.qkv_proj.empty()) {
+      w.q_proj = read.matrix(name(names.q_proj), c.q_dim(), hidden);
+      w.k_proj = read.matrix(name(names.k_proj), c.kv_dim(), hidden);
+      w.v_proj = read.matrix(name(names.v_proj), c.kv_dim(), hidden);
+    } else {  // one tensor, rows [q | k | v], each part read from its own rows of the file
+      const std::string qkv = name(names.qkv_proj);
+      const std::int64_t rows = c.q_dim() + 2 * c.kv_dim();
+      w.q_proj = read.matrix_rows(qkv, rows, hidden, 0, c.q_dim());
+      w.k_proj = read.matrix_rows(qkv, rows, hidden, c.q_dim(), c.kv_dim());
+      w.v_proj = read.matrix_rows(qkv, rows, hidden, c.q_dim() + c.kv_dim(), c.kv_dim());
+    }
     w.o_proj = read.matrix(name(names.o_proj), hidden, c.q_dim());
     if (spec.qkv_bias) {
       w.q_bias = read.vector(bias(names.q_proj), c.q_dim());
@@ -223,17 +283,25 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
     }
     if (spec.o_bias) w.o_bias = read.vector(bias(names.o_proj), hidden);
     if (spec.qk_norm == QkNorm::PerHead) {
-      w.q_norm = read.vector(name(names.q_norm), c.head_dim);
-      w.k_norm = read.vector(name(names.k_norm), c.head_dim);
+      w.q_norm = norm(name(names.q_norm), c.head_dim);
+      w.k_norm = norm(name(names.k_norm), c.head_dim);
+    } else if (spec.qk_norm == QkNorm::Projection) {
+      w.q_norm = norm(name(names.q_norm), c.q_dim());
+      w.k_norm = norm(name(names.k_norm), c.kv_dim());
     }
-    w.post_attention_norm = read.vector(name(names.post_attention_norm), hidden);
-    w.gate_proj = read.matrix(name(names.gate_proj), inter, hidden);
-    w.up_proj = read.matrix(name(names.up_proj), inter, hidden);
+    if (names.gate_up_proj.empty()) {
+      w.gate_proj = read.matrix(name(names.gate_proj), inter, hidden);
+      w.up_proj = read.matrix(name(names.up_proj), inter, hidden);
+    } else {  // one tensor, rows [gate | up]
+      const std::string gate_up = name(names.gate_up_proj);
+      w.gate_proj = read.matrix_rows(gate_up, 2 * inter, hidden, 0, inter);
+      w.up_proj = read.matrix_rows(gate_up, 2 * inter, hidden, inter, inter);
+    }
     w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
     model.specs_.push_back(spec);
     model.layers_.push_back(std::move(w));
   }
-  model.final_norm_ = read.vector(std::string(names.final_norm), hidden);
+  model.final_norm_ = norm(std::string(names.final_norm), hidden);
   if (!c.tie_word_embeddings) {
     model.lm_head_ = read.matrix(std::string(names.lm_head), c.vocab_size, hidden);
   } else if (options.weights == WeightFormat::Int8) {  // the head is quantized, the lookup table is not

@@ -7,13 +7,18 @@
 #include <string_view>
 
 #include "family.hpp"
+#include "gemma.hpp"
+#include "granite.hpp"
 #include "llama.hpp"
+#include "olmo2.hpp"
+#include "phi3.hpp"
 #include "smollm3.hpp"
 
 namespace maskgen {
 
-inline constexpr std::array<const Family*, 5> registered_families = {
-    &families::llama, &families::mistral, &families::qwen2, &families::qwen3, &families::smollm3,
+inline constexpr std::array<const Family*, 10> registered_families = {
+    &families::llama,  &families::mistral,     &families::qwen2, &families::qwen3, &families::smollm3,
+    &families::gemma2, &families::gemma3_text, &families::phi3,  &families::olmo2, &families::granite,
 };
 
 // The family of a config.json's model_type, or nullptr.

@@ -33,6 +33,7 @@
 
 #include "../detail/parallel.hpp"
 #include "../kv/cache.hpp"
+#include "activation.hpp"
 #include "exp.hpp"
 #include "matrix.hpp"
 #include "simd.hpp"
@@ -111,12 +112,13 @@ inline void sum_lanes_of_each(const typename Simd<Scalar>::type* acc, Scalar* ou
 }
 
 // Scores of one query against `lanes` keys: scores[i] = finite_score((q · k_i) * scale), the dot
-// product in the kernels' order (lanes over d, their tree, then the d % lanes tail).
+// product in the kernels' order (lanes over d, their tree, then the d % lanes tail); with a
+// soft-cap (cap > 0, Gemma 2), cap * tanh(score / cap) before the clamp.
 //   q: [head_dim]; key i at keys + offset(i), [head_dim] each. HD: head_dim when known at compile
 //   time (the common sizes, so that the keys' offsets are constants), else 0.
 template <class Scalar, std::size_t HD, class Offset>
 inline void score_block(const Scalar* q, const Scalar* keys, Offset offset, std::size_t head_dim, Scalar scale,
-                        Scalar* scores) {
+                        Scalar cap, Scalar* scores) {
   using S = Simd<Scalar>;
   using V = typename S::type;
   constexpr std::size_t L = S::lanes;
@@ -146,6 +148,7 @@ inline void score_block(const Scalar* q, const Scalar* keys, Offset offset, std:
   V sv;
   S::load(sv, scores);
   sv = sv * scale;
+  if (cap > 0) sv = softcap_vector<Scalar>(sv, cap);
   sv = sv == sv ? sv : V{} - top;
   sv = sv > top ? V{} + top : sv;
   sv = sv < -top ? V{} - top : sv;
@@ -156,15 +159,17 @@ inline void score_block(const Scalar* q, const Scalar* keys, Offset offset, std:
 // keys at or past `end` repeat key end - 1 (their scores are not used).
 template <class Scalar>
 inline void score_keys(const Scalar* q, const Scalar* k, std::size_t j0, std::size_t end, std::size_t head_dim,
-                       Scalar scale, Scalar* scores) {
+                       Scalar scale, Scalar cap, Scalar* scores) {
   constexpr std::size_t L = Simd<Scalar>::lanes;
   const Scalar* base = k + j0 * head_dim;
   if (j0 + L <= end) {  // consecutive rows: constant offsets where head_dim is a common size
-    if (head_dim == 64) return score_block<Scalar, 64>(q, base, [](std::size_t i) { return i * 64; }, 64, scale, scores);
-    if (head_dim == 128) return score_block<Scalar, 128>(q, base, [](std::size_t i) { return i * 128; }, 128, scale, scores);
+    if (head_dim == 64) return score_block<Scalar, 64>(q, base, [](std::size_t i) { return i * 64; }, 64, scale, cap, scores);
+    if (head_dim == 128) return score_block<Scalar, 128>(q, base, [](std::size_t i) { return i * 128; }, 128, scale, cap, scores);
+    if (head_dim == 256) return score_block<Scalar, 256>(q, base, [](std::size_t i) { return i * 256; }, 256, scale, cap, scores);
   }
   const std::size_t last = end - 1 - j0;
-  score_block<Scalar, 0>(q, base, [&](std::size_t i) { return std::min(i, last) * head_dim; }, head_dim, scale, scores);
+  score_block<Scalar, 0>(q, base, [&](std::size_t i) { return std::min(i, last) * head_dim; }, head_dim, scale, cap,
+                         scores);
 }
 
 // o[d] += Σ_j e[j] v[j][d] for C vectors of o (from d0) held in registers, j in [0, count).
@@ -240,22 +245,26 @@ inline Scalar softmax_weights(Scalar* e, std::size_t seen) {
 // Tokens of one row that share each block of keys (a work item, with a KV head's query heads).
 inline constexpr std::size_t query_run = 8;
 
-// out[t, h] = Σ_j softmax_j(q[t, h] · k_j / √head_dim) v_j over the keys the query sees.
+// out[t, h] = Σ_j softmax_j(q[t, h] · k_j · scale) v_j over the keys the query sees.
 //   q: [tokens, heads * head_dim]; keys and values of head h come from kv head h / (heads / kv_heads).
-//   out: resized to [tokens, heads * head_dim]. `window`: see above; unset sees every key.
+//   out: resized to [tokens, heads * head_dim]. `window`: see above; unset sees every key. `scale`:
+//   1 / √head_dim where 0 (Gemma and Granite set their own). `softcap`: scores become
+//   softcap · tanh(score / softcap) before the softmax (Gemma 2).
 template <class Scalar, KeyValueCache Cache>
   requires std::same_as<typename Cache::scalar_type, Scalar>
 void attend(const Matrix<Scalar>& q,
             std::span<const QuerySpan> spans, const Cache& cache, std::size_t layer,
             std::size_t heads, std::size_t kv_heads, std::size_t head_dim,
-            Matrix<Scalar>& out, int threads, std::optional<std::size_t> window = std::nullopt) {
+            Matrix<Scalar>& out, int threads, std::optional<std::size_t> window = std::nullopt, double scale = 0.0,
+            std::optional<double> softcap = std::nullopt) {
   using S = ops::detail::Simd<Scalar>;
   constexpr std::size_t L = S::lanes;
   eigen_assert(static_cast<std::size_t>(q.rows()) == spans.size());
   eigen_assert(static_cast<std::size_t>(q.cols()) == heads * head_dim);
   out.resize(q.rows(), q.cols());
   const std::size_t group = heads / kv_heads;
-  const Scalar scale = Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
+  const Scalar score_scale = scale > 0 ? static_cast<Scalar>(scale) : Scalar(1) / std::sqrt(static_cast<Scalar>(head_dim));
+  const Scalar cap = softcap ? static_cast<Scalar>(*softcap) : Scalar(0);
   auto first_key = [&](const QuerySpan& s) { return window && s.keys > *window ? s.keys - *window : 0; };
 
   // Runs of up to query_run consecutive tokens of the same cache row.
@@ -299,7 +308,7 @@ void attend(const Matrix<Scalar>& q,
             if (j0 >= spans[t].keys || j0 + L <= first_key(spans[t])) continue;
             for (std::size_t hg = 0; hg < group; ++hg) {
               const Scalar* qv = q.row(static_cast<Eigen::Index>(t)).data() + (g * group + hg) * head_dim;
-              detail::score_keys(qv, run.keys, j0 - run.first, run.count, head_dim, scale,
+              detail::score_keys(qv, run.keys, j0 - run.first, run.count, head_dim, score_scale, cap,
                                  query_scores(t, hg) + (j0 - lo));
             }
           }

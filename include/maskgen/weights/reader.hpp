@@ -42,7 +42,14 @@ class WeightReader {
   // leave the process's memory as they are packed.
   WeightMatrix matrix(const std::string& name, std::int64_t rows, std::int64_t cols,
                       std::optional<Quantization> quantization = std::nullopt) const {
-    const WeightMatrix w = row_major(name, rows, cols, quantization);
+    return matrix_rows(name, rows, cols, 0, rows, quantization);
+  }
+
+  // Rows [first, first + rows) of a [total_rows, cols] tensor, as matrix() reads a whole one: one
+  // part of a fused tensor (Phi-3's qkv_proj and gate_up_proj), read from its own rows of the file.
+  WeightMatrix matrix_rows(const std::string& name, std::int64_t total_rows, std::int64_t cols, std::int64_t first,
+                           std::int64_t rows, std::optional<Quantization> quantization = std::nullopt) const {
+    const WeightMatrix w = row_major_rows(name, total_rows, cols, first, rows, quantization);
     const bool mapped = w.keep == checkpoint_;
     return pack_panels(w, threads_, [&](std::size_t rows_done) {
       if (mapped) maskgen::detail::release_mapped_pages(w.data, rows_done * w.cols * w.element_bytes());
@@ -53,20 +60,35 @@ class WeightReader {
   // table that is only looked up).
   WeightMatrix row_major(const std::string& name, std::int64_t rows, std::int64_t cols,
                          std::optional<Quantization> quantization = std::nullopt) const {
-    const WeightType stored = checked(name, {rows, cols});
-    const auto bytes = checkpoint_->file_of(name).bytes(name);
+    return row_major_rows(name, rows, cols, 0, rows, quantization);
+  }
+
+  WeightMatrix row_major_rows(const std::string& name, std::int64_t total_rows, std::int64_t cols, std::int64_t first,
+                              std::int64_t rows, std::optional<Quantization> quantization = std::nullopt) const {
+    const WeightType stored = checked(name, {total_rows, cols});
+    if (first < 0 || rows < 0 || first + rows > total_rows) {
+      throw argument_error(maskgen::detail::cat("rows [", first, ", ", first + rows, ") of tensor ", name, " with ",
+                                                total_rows, " rows"));
+    }
+    const auto all = checkpoint_->file_of(name).bytes(name);
+    const std::size_t row_bytes = static_cast<std::size_t>(cols) * element_bytes(stored);
+    const auto bytes = all.subspan(static_cast<std::size_t>(first) * row_bytes, static_cast<std::size_t>(rows) * row_bytes);
     WeightMatrix w{stored, bytes.data(), static_cast<std::size_t>(rows), static_cast<std::size_t>(cols), nullptr,
                    false, checkpoint_};
+    auto part = [&]<class T>(std::vector<T> whole) {  // the rows of a converted copy of the whole tensor
+      const auto begin = whole.begin() + static_cast<std::ptrdiff_t>(first * cols);
+      return std::vector<T>(begin, begin + static_cast<std::ptrdiff_t>(rows * cols));
+    };
     if constexpr (!std::is_same_v<Scalar, double>) {
       if (stored == WeightType::F64) {  // no float64 kernel for float activations: convert once
-        w = owned(checkpoint_->template load<Scalar>(name, {rows, cols}), rows, cols);
+        w = owned(part(checkpoint_->template load<Scalar>(name, {total_rows, cols})), rows, cols);
       }
     }
     if (held_type(stored, quantization.value_or(quantization_)) == WeightType::I8) {
-      std::vector<float> wide(static_cast<std::size_t>(rows * cols));
+      std::vector<float> wide(static_cast<std::size_t>(total_rows * cols));
       checkpoint_->read(name, std::span<float>(wide));
       maskgen::detail::release_mapped_pages(bytes.data(), bytes.size());  // the quantized copy replaces them
-      return quantize_int8(wide.data(), w.rows, w.cols);
+      return quantize_int8(part(std::move(wide)).data(), w.rows, w.cols);
     }
     return w;
   }
