@@ -153,6 +153,23 @@ TEST(Engine, RandomTrafficEqualsGenerateAloneMistralSlidingWindow) {
 TEST(Engine, RandomTrafficEqualsGenerateAloneSmolLM3WithoutRopeLayers) {
   check_random_traffic("smollm3", maskgen::test::shared_dir() / "models/stories260K", 14);
 }
+TEST(Engine, RandomTrafficEqualsGenerateAloneGemma2SoftCapped) {
+  check_random_traffic("gemma2", maskgen::test::shared_dir() / "models/stories260K", 15);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneGemma3LocalAndGlobalRope) {
+  check_random_traffic("gemma3_text", maskgen::test::shared_dir() / "models/stories260K", 16);
+}
+// Phi-3's LongRoPE: prompts past original_max_position_embeddings (16) rotate with the long
+// factors, fed in chunks or whole.
+TEST(Engine, RandomTrafficEqualsGenerateAlonePhi3LongRope) {
+  check_random_traffic("phi3", maskgen::test::shared_dir() / "models/stories260K", 17);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneOlmo2) {
+  check_random_traffic("olmo2", maskgen::test::shared_dir() / "models/stories260K", 18);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneGranite) {
+  check_random_traffic("granite", maskgen::test::shared_dir() / "models/stories260K", 19);
+}
 TEST(Engine, RandomTrafficEqualsGenerateAloneStories260K) {
   check_random_traffic("stories260K", maskgen::test::shared_dir() / "models/stories260K", 13);
 }

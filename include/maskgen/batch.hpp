@@ -21,6 +21,11 @@ struct PackedBatch {
   std::vector<std::int32_t> tokens;      // [tokens] real token ids, row after row
   std::vector<std::size_t> row_offsets;  // [rows + 1] row r owns tokens [row_offsets[r], row_offsets[r + 1])
   std::vector<std::size_t> cache_rows;   // [rows] the cache row that row r extends
+  // [rows], or empty: where row r's tokens are a chunk of a longer prompt, that prompt's length
+  // (0 otherwise). LongRoPE chooses its factors by how far a forward reaches (Phi-3: a prompt
+  // past original_max_position_embeddings rotates with the long factors), so a prompt fed in
+  // chunks turns as it would fed whole.
+  std::vector<std::size_t> prefill_ends;
 
   std::size_t rows() const { return cache_rows.size(); }
   std::size_t row_length(std::size_t r) const { return row_offsets[r + 1] - row_offsets[r]; }

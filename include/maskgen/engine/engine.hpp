@@ -273,6 +273,9 @@ class Engine {
     if (options.max_cached_tokens == 0) options.max_cached_tokens = 8 * context;
     if (options.max_running == 0) throw argument_error("EngineOptions::max_running must be > 0");
     if (options.prefill_chunk == 0) throw argument_error("EngineOptions::prefill_chunk must be > 0");
+    // A LongRoPE row's keys turn by the short or the long factors depending on its prompt's
+    // length, so another request's copy of the same tokens may hold other keys: never shared.
+    if (model.config().rope.type == RopeType::LongRope) options.reuse_prefixes = false;
     return options;
   }
 

@@ -132,11 +132,14 @@ class Scheduler {
         step.batch.add_row(*s.row, s.history.back());
       } else if (s.chunk > 0) {
         step.batch.add_row(*s.row, std::span<const std::int32_t>(s.prompt).subspan(s.prefilled, s.chunk));
+        step.batch.prefill_ends.resize(step.batch.rows() - 1, 0);
+        step.batch.prefill_ends.push_back(s.prompt.size());
       } else {
         continue;
       }
       step.requests.push_back(running.get());
     }
+    if (!step.batch.prefill_ends.empty()) step.batch.prefill_ends.resize(step.batch.rows(), 0);
     return step;
   }
 

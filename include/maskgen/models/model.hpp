@@ -153,7 +153,11 @@ class Model {
     for (std::size_t r = 0; r < batch.rows(); ++r) {
       const std::size_t first = batch.row_offsets[r], end = batch.row_offsets[r + 1];
       if (first == end) continue;
-      const bool use_long = rope.uses_long_factor(positions[end - 1]);
+      std::int64_t reach = positions[end - 1];  // the last position this forward covers for the row
+      if (!batch.prefill_ends.empty() && batch.prefill_ends[r] > 0) {
+        reach = std::max(reach, static_cast<std::int64_t>(batch.prefill_ends[r]) - 1);
+      }
+      const bool use_long = rope.uses_long_factor(reach);
       std::fill(long_row.begin() + static_cast<std::ptrdiff_t>(first), long_row.begin() + static_cast<std::ptrdiff_t>(end),
                 use_long);
     }
@@ -189,6 +193,10 @@ class Model {
     using detail::cat;
     if (batch.row_offsets.size() != batch.rows() + 1 || batch.row_offsets.back() != batch.tokens.size()) {
       throw argument_error("PackedBatch: row_offsets must hold rows + 1 offsets ending at the token count");
+    }
+    if (!batch.prefill_ends.empty() && batch.prefill_ends.size() != batch.rows()) {
+      throw argument_error(cat("PackedBatch: prefill_ends holds ", batch.prefill_ends.size(), " values for ",
+                               batch.rows(), " rows (or must be empty)"));
     }
     if (cache.num_layers() != layers_.size() || cache.kv_heads() != static_cast<std::size_t>(config_.num_kv_heads) ||
         cache.head_dim() != static_cast<std::size_t>(config_.head_dim)) {

@@ -1,0 +1,247 @@
+// The families of tests/reference/make_family_fixtures.py beyond their forward and generate()
+// oracle (model_test, generate_test): both spellings of their configs, Phi-3's LongRoPE switch,
+// Gemma's soft-caps, and what each config refuses.
+
+#include <maskgen/model.hpp>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "support/test_support.hpp"
+
+namespace maskgen {
+namespace {
+
+namespace fs = std::filesystem;
+using test::model_dir;
+
+// max |a - b| / max |b| over rows of logits.
+double relative_error(const ops::Matrix<double>& ours, const nlohmann::json& reference) {
+  double diff = 0, scale = 0;
+  for (std::size_t r = 0; r < reference.size(); ++r) {
+    for (std::size_t v = 0; v < reference[r].size(); ++v) {
+      const double ref = reference[r][v].get<double>();
+      diff = std::max(diff, std::abs(ours(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(v)) - ref));
+      scale = std::max(scale, std::abs(ref));
+    }
+  }
+  return diff / scale;
+}
+
+TokenMatrix row_of(const std::vector<std::int32_t>& ids) {
+  TokenMatrix m(1, static_cast<Eigen::Index>(ids.size()));
+  for (std::size_t i = 0; i < ids.size(); ++i) m(0, static_cast<Eigen::Index>(i)) = ids[i];
+  return m;
+}
+
+// Published checkpoints carry transformers 4's spelling of the config (rope_theta, rope_scaling,
+// rope_local_base_freq, sliding_window_pattern, no layer_types); the fixture script wrote it as
+// config.v4.json and checked that transformers loads it to the same logits. So must maskgen.
+class FamilySpellings : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(FamilySpellings, Transformers4ConfigLoadsTheSameModel) {
+  const fs::path dir = model_dir(GetParam());
+  ASSERT_TRUE(fs::exists(dir / "config.v4.json"));
+  test::TempDir v4;
+  fs::copy_file(dir / "config.v4.json", v4.path() / "config.json");
+  for (const char* f : {"model.safetensors", "generation_config.json"}) fs::copy_file(dir / f, v4.path() / f);
+  const auto j5 = test::read_json(dir / "config.json"), j4 = test::read_json(v4.path() / "config.json");
+  EXPECT_FALSE(j4.contains("rope_parameters"));
+  EXPECT_FALSE(j4.contains("layer_types"));
+  ASSERT_TRUE(j5.contains("rope_parameters"));
+
+  const auto a = Model<double>::load(dir), b = Model<double>::load(v4.path());
+  const ModelConfig &ca = a.config(), &cb = b.config();
+  EXPECT_EQ(ca.sliding_layers, cb.sliding_layers);
+  EXPECT_EQ(ca.sliding_window, cb.sliding_window);
+  EXPECT_EQ(ca.rope.theta, cb.rope.theta);
+  EXPECT_EQ(ca.rope.type, cb.rope.type);
+  EXPECT_EQ(ca.rope.partial_rotary_factor, cb.rope.partial_rotary_factor);
+  EXPECT_EQ(ca.local_rope.has_value(), cb.local_rope.has_value());
+  if (ca.local_rope) {
+    EXPECT_EQ(ca.local_rope->theta, cb.local_rope->theta);
+  }
+  const auto reference = test::read_json(test::data_dir() / "reference" / (GetParam() + ".json"));
+  const auto& batch = reference["forward"][0];
+  const TokenMatrix ids = test::to_matrix(batch["input_ids"]), mask = test::to_matrix(batch["attention_mask"]);
+  const auto la = a.forward(ids, mask, nullptr, {.logits = LogitsFor::All});
+  const auto lb = b.forward(ids, mask, nullptr, {.logits = LogitsFor::All});
+  EXPECT_TRUE((la.array() == lb.array()).all());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, FamilySpellings,
+                         ::testing::Values("gemma2", "gemma3_text", "phi3", "olmo2", "granite"));
+
+TEST(Gemma, ConfigsAsTransformersReadThem) {
+  const auto g2 = ModelConfig::load(model_dir("gemma2"));
+  EXPECT_EQ(g2.norms, NormPlacement::BeforeAndAfter);
+  EXPECT_TRUE(g2.norm_plus_one);
+  EXPECT_EQ(g2.activation, ops::Activation::GeluTanh);
+  EXPECT_EQ(g2.embedding_scale, 8.0);  // sqrt(64)
+  EXPECT_EQ(g2.attention_scale, 1.0 / std::sqrt(24.0));
+  EXPECT_EQ(g2.attention_softcap, 3.0);
+  EXPECT_EQ(g2.final_softcap, 6.0);
+  EXPECT_EQ(g2.sliding_layers, (std::vector<char>{1, 0, 1, 0}));
+  const auto g3 = ModelConfig::load(model_dir("gemma3_text"));
+  EXPECT_EQ(g3.qk_norm, QkNorm::PerHead);
+  EXPECT_FALSE(g3.attention_softcap || g3.final_softcap);
+  EXPECT_EQ(g3.sliding_layers, (std::vector<char>{1, 1, 0, 1, 1, 0}));
+  EXPECT_EQ(g3.rope.type, RopeType::Linear);
+  EXPECT_EQ(g3.rope.theta, 100000.0);
+  ASSERT_TRUE(g3.local_rope);
+  EXPECT_EQ(g3.local_rope->type, RopeType::Default);
+  EXPECT_EQ(g3.local_rope->theta, 10000.0);
+  for (std::size_t l = 0; l < 6; ++l) EXPECT_EQ(g3.layer(l).local_rope, l % 3 != 2) << l;
+
+  // transformers' Gemma defaults where a config leaves fields out.
+  auto j = test::read_json(model_dir("gemma3_text") / "config.json");
+  for (const char* k : {"head_dim", "query_pre_attn_scalar", "hidden_activation", "sliding_window", "layer_types",
+                        "rope_parameters", "tie_word_embeddings", "sliding_window_pattern", "_sliding_window_pattern"}) {
+    j.erase(k);
+  }
+  const auto d = ModelConfig::from_json(j);
+  EXPECT_EQ(d.head_dim, 256);
+  EXPECT_EQ(d.attention_scale, 1.0 / 16.0);
+  EXPECT_EQ(d.activation, ops::Activation::GeluTanh);
+  EXPECT_EQ(d.sliding_window, 4096);
+  EXPECT_TRUE(d.tie_word_embeddings);
+  EXPECT_EQ(d.rope.theta, 1e6);
+  EXPECT_EQ(d.local_rope->theta, 1e4);
+  EXPECT_EQ(d.sliding_layers, (std::vector<char>{1, 1, 1, 1, 1, 0}));  // sliding_window_pattern 6
+  auto g2j = test::read_json(model_dir("gemma2") / "config.json");
+  g2j.erase("attn_logit_softcapping");
+  g2j.erase("final_logit_softcapping");
+  const auto d2 = ModelConfig::from_json(g2j);
+  EXPECT_EQ(d2.attention_softcap, 50.0);
+  EXPECT_EQ(d2.final_softcap, 30.0);
+  g2j["final_logit_softcapping"] = nullptr;
+  EXPECT_FALSE(ModelConfig::from_json(g2j).final_softcap);
+}
+
+TEST(Gemma, RefusesWhatItDoesNotImplement) {
+  auto j = test::read_json(model_dir("gemma3_text") / "config.json");
+  j["use_bidirectional_attention"] = true;
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"use_bidirectional_attention"});
+  j = test::read_json(model_dir("gemma2") / "config.json");
+  j["hidden_activation"] = "gelu";
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"hidden_activation", "gelu"});
+  j = test::read_json(model_dir("gemma2") / "config.json");
+  j["attn_logit_softcapping"] = -1.0;
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"attn_logit_softcapping"});
+  j = test::read_json(model_dir("llama_gqa") / "config.json");  // per-layer-type RoPE is Gemma 3's
+  j["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}}, {"sliding_attention", {{"rope_type", "default"}}}};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_parameters", "per-layer-type"});
+}
+
+// Soft-capping bounds every logit by the cap, and Gemma 2's tiny model reaches it (its raw logits
+// go past 30; the oracle's checks).
+TEST(Gemma, FinalLogitsStayWithinTheSoftCap) {
+  const auto model = Model<double>::load(model_dir("gemma2"));
+  const auto reference = test::read_json(test::data_dir() / "reference" / "gemma2.json");
+  double top = 0;
+  for (const auto& p : reference["prompts"]) {
+    const auto ids = row_of(p.get<std::vector<std::int32_t>>());
+    const auto logits = model.forward(ids, TokenMatrix::Ones(1, ids.cols()), nullptr, {.logits = LogitsFor::All});
+    top = std::max(top, logits.cwiseAbs().maxCoeff());
+  }
+  EXPECT_LT(top, 6.0);
+  EXPECT_GT(top, 5.5);
+}
+
+TEST(Phi3, ConfigAsTransformersReadsIt) {
+  const auto c = ModelConfig::load(model_dir("phi3"));
+  EXPECT_EQ(c.rope.type, RopeType::LongRope);
+  EXPECT_EQ(c.rope.partial_rotary_factor, 0.75);
+  EXPECT_EQ(c.rope.rotary_dim(c.head_dim), 12);
+  EXPECT_EQ(c.rope.original_max_position_embeddings, 16);
+  EXPECT_EQ(c.rope.factor, 4.0);  // max_position_embeddings / original
+  const auto reference = test::read_json(test::data_dir() / "reference" / "phi3.json");
+  EXPECT_NEAR(c.rope.attention_factor, reference["attention_scaling"].get<double>(), 1e-15);
+  EXPECT_EQ(c.sliding_layers, (std::vector<char>{1, 1}));
+  EXPECT_EQ(c.sliding_window, 10);
+}
+
+TEST(Phi3, RefusesBadLongRopeFactors) {
+  const auto base = test::read_json(model_dir("phi3") / "config.json");
+  auto j = base;
+  j["rope_parameters"]["long_factor"] = {1.0, 2.0};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"long_factor", "has 2 values", "needs 6"});
+  j = base;
+  j["rope_parameters"]["short_factor"][3] = -1.0;
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"short_factor", "> 0"});
+  j = base;
+  j["rope_parameters"].erase("long_factor");
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"long_factor"});
+  j = base;
+  j["rope_parameters"]["partial_rotary_factor"] = 0.05;  // 0.8 of an element
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"partial_rotary_factor"});
+  j = base;
+  j["rope_parameters"]["partial_rotary_factor"] = 1.5;
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"partial_rotary_factor", "(0, 1]"});
+}
+
+// A prompt past original_max_position_embeddings (16), fed whole, turns every token by the long
+// factors (transformers' oracle); its first 15 tokens alone turn by the short ones, so they differ.
+// Fed in chunks, with the prompt's length in PackedBatch::prefill_ends (as the engine feeds it),
+// it computes what it computes fed whole.
+TEST(Phi3, LongPromptsTurnByTheLongFactorsFedWholeOrInChunks) {
+  const auto reference = test::read_json(test::data_dir() / "reference" / "phi3.json");
+  const auto prompt = reference["long_prompt"]["input_ids"].get<std::vector<std::int32_t>>();
+  ASSERT_EQ(prompt.size(), 20u);
+  const auto model = Model<double>::load(model_dir("phi3"));
+  const auto ids = row_of(prompt);
+  const auto whole = model.forward(ids, TokenMatrix::Ones(1, ids.cols()), nullptr, {.logits = LogitsFor::All});
+  EXPECT_LE(relative_error(whole, reference["long_prompt"]["logits"]), 1e-9);
+  const auto fmodel = Model<float>::load(model_dir("phi3"));
+  const auto fwhole = fmodel.forward(ids, TokenMatrix::Ones(1, ids.cols()), nullptr, {.logits = LogitsFor::All});
+  EXPECT_LE(relative_error(fwhole.cast<double>(), reference["long_prompt"]["logits"]), 1e-4);
+
+  const auto head = row_of(std::vector<std::int32_t>(prompt.begin(), prompt.begin() + 15));
+  const auto short_head = model.forward(head, TokenMatrix::Ones(1, 15), nullptr, {.logits = LogitsFor::All});
+  EXPECT_GT((short_head - whole.topRows(15)).cwiseAbs().maxCoeff(), 1e-3);
+
+  for (const bool hinted : {true, false}) {
+    auto cache = model.make_cache(1);
+    ops::Matrix<double> pieces(20, whole.cols());
+    for (std::size_t begin = 0; begin < 20; begin += 7) {
+      const std::size_t n = std::min<std::size_t>(7, 20 - begin);
+      PackedBatch chunk;
+      chunk.add_row(0, std::span<const std::int32_t>(prompt).subspan(begin, n));
+      if (hinted) chunk.prefill_ends = {20};
+      pieces.middleRows(static_cast<Eigen::Index>(begin), static_cast<Eigen::Index>(n)) =
+          model.forward_packed(chunk, cache, {.logits = LogitsFor::All});
+    }
+    const double d = (pieces - whole).cwiseAbs().maxCoeff();
+    if (hinted) {
+      EXPECT_LE(d, 1e-12 * whole.cwiseAbs().maxCoeff());
+    } else {
+      EXPECT_GT(d, 1e-3) << "without the hint the first chunks turn by the short factors";
+    }
+  }
+  PackedBatch bad;
+  bad.add_row(0, std::span<const std::int32_t>(prompt).subspan(0, 3));
+  bad.prefill_ends = {20, 20};
+  auto cache = model.make_cache(1);
+  test::expect_error<argument_error>([&] { model.forward_packed(bad, cache); }, {"prefill_ends"});
+}
+
+TEST(Olmo2AndGranite, ConfigsAsTransformersReadThem) {
+  const auto o = ModelConfig::load(model_dir("olmo2"));
+  EXPECT_EQ(o.norms, NormPlacement::After);
+  EXPECT_EQ(o.qk_norm, QkNorm::Projection);
+  auto j = test::read_json(model_dir("olmo2") / "config.json");
+  j.erase("rms_norm_eps");
+  EXPECT_EQ(ModelConfig::from_json(j).rms_norm_eps, 1e-5);  // Olmo2Config's default
+  const auto g = ModelConfig::load(model_dir("granite"));
+  EXPECT_EQ(g.embedding_scale, 12.0);
+  EXPECT_EQ(g.residual_scale, 0.22);
+  EXPECT_EQ(g.attention_scale, 0.09375);
+  EXPECT_EQ(g.logits_divisor, 2.5);
+  j = test::read_json(model_dir("granite") / "config.json");
+  j["logits_scaling"] = 0;
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"logits_scaling", "> 0"});
+}
+
+}  // namespace
+}  // namespace maskgen
