@@ -53,6 +53,15 @@ struct RopeConfig {
     return type == RopeType::LongRope && last_position + 1 > original_max_position_embeddings;
   }
 
+  // Whether a row holding `cached` tokens that grows to `total` must be fed whole again: its keys
+  // and values were computed with the short factors and its context now needs the long ones.
+  // transformers' Phi-3 generate() recomputes the whole context at that step (its cache is
+  // dropped), and so do maskgen's generate(), beam search and engine.
+  bool refeeds(std::size_t cached, std::size_t total) const {
+    const auto original = static_cast<std::size_t>(original_max_position_embeddings);
+    return type == RopeType::LongRope && cached <= original && total > original;
+  }
+
   // The rotation frequency of each pair of a head's rotating dimensions, in double; LongRoPE's
   // with long_factor when `long_context`.  // [rotary_dim / 2]
   std::vector<double> inverse_frequencies(std::int64_t head_dim, bool long_context = false) const {

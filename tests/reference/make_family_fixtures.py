@@ -438,6 +438,42 @@ def phi3_check(family, cfg, model, prompts, f64, ref, summary):
     with with_config(model, sliding_window=None):
         hf = prompts_alone(model, prompts)
     must_differ(name, "without the sliding window", prompts_alone(model, prompts), hf, summary)
+    # transformers 5.17's Phi-3 generate() loses the context where a row first grows past
+    # original_max_position_embeddings: prepare_inputs_for_generation drops the cache so that the
+    # whole context is recomputed with the long factors, but only the last token is fed again. The
+    # references past that step are therefore greedy decoding by whole forwards (no cache), which is
+    # what the cache drop intends, with transformers' repetition penalty applied to the logits.
+    def whole_forwards(prompt, penalty):
+        seq = list(prompt)
+        for _ in range(family.max_new_tokens):
+            logits = model(input_ids=torch.tensor([seq]), use_cache=False).logits[0, -1].clone()
+            if penalty != 1.0:
+                idx = torch.tensor(sorted(set(seq)))
+                picked = logits[idx]
+                logits[idx] = torch.where(picked < 0, picked * penalty, picked / penalty)
+            top2 = logits.topk(2).values
+            if (top2[0] - top2[1]).item() < 1e-6:
+                mmf.problem(f"{name}: near tie in whole-forward greedy")
+            seq.append(int(logits.argmax()))
+            if seq[-1] == 2:
+                break
+        return seq[len(prompt):]
+    whole_refs = []
+    for p in prompts:
+        whole_refs.append({"input_ids": p, "greedy": whole_forwards(p, 1.0),
+                           "greedy_repetition_penalty": whole_forwards(p, mmf.REPETITION_PENALTY)})
+    ref["generate_whole_forwards"] = whole_refs
+    for p, w, alone in zip(prompts, whole_refs, ref["generate"]["alone"]):
+        trusted = PHI3_ORIGINAL + 1 - len(p)
+        same = w["greedy"][:trusted] == alone["greedy"][:trusted]
+        print(f"  {name}: prompt of {len(p)}: whole-forward greedy {w['greedy']} vs generate() {alone['greedy']}; "
+              f"the first {trusted} tokens agree: {same}")
+        if not same:
+            mmf.problem(f"{name}: whole-forward greedy differs from generate() before the LongRoPE switch")
+    ref["note_whole_forwards"] = ("generate_whole_forwards: greedy (and greedy with repetition_penalty) by a whole "
+                                  "forward per step, no cache: transformers 5.17's generate() drops the cache where "
+                                  "a row first passes original_max_position_embeddings but feeds only the last token "
+                                  "again, losing the context; its tokens from that step on are not a reference")
     ref["note_longrope"] = ("transformers picks long_factor for a whole forward call when its largest position + 1 "
                             "exceeds original_max_position_embeddings, per batch: alone that is per row. Its "
                             "batched generate() therefore switches every row when the longest does; the "
@@ -514,6 +550,113 @@ FAMILIES = [
                          residual_multiplier=0.22, attention_multiplier=0.09375, logits_scaling=2.5),
            rope_layers=None, check=granite_check, everywhere=True, v4=plain_v4, embed_std=0.5),
 ]
+
+
+# ----------------------------------------------------------------------------------------------
+# Gemma 3 as published for 4B and up: the multimodal "gemma3" config (text_config, vision_config)
+# ----------------------------------------------------------------------------------------------
+MM_NAMES_V4 = (("model.language_model.", "language_model.model."), ("model.vision_tower.", "vision_tower."),
+               ("model.multi_modal_projector.", "multi_modal_projector."), ("lm_head.", "language_model.lm_head."))
+
+
+def build_gemma3_multimodal(prompts, out_dir, summary):
+    """A tiny Gemma3ForConditionalGeneration (SigLIP tower of one layer) whose text model is
+    gemma3_text's config: reference logits of text-only prompts, and the same checkpoint in
+    transformers 4's layout (language_model.model.*, config in the 4 spelling) that published
+    Gemma 3 folders have."""
+    import shutil
+    from safetensors.torch import load_file, save_file
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+    name = "gemma3_mm"
+    seed = 114
+    torch.manual_seed(seed)
+    text = gemma3_config().to_dict()
+    for k in ("architectures", "transformers_version", "dtype", "torch_dtype"):
+        text.pop(k, None)
+    vision = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                image_size=8, patch_size=4)
+    config = Gemma3Config(text_config=text, vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                          image_token_index=120, boi_token_index=118, eoi_token_index=119,
+                          bos_token_id=1, eos_token_id=2, pad_token_id=None)
+    model = Gemma3ForConditionalGeneration(config).to(torch.float64).eval()
+    mmf.reinit(model, seed)
+    with torch.no_grad():
+        for pname, p in model.named_parameters():
+            if "language_model" in pname and p.ndim == 1 and not pname.endswith("bias"):
+                p.data -= 1.0
+            elif "embed_tokens" in pname:
+                p.data *= 0.5
+    folder = os.path.join(out_dir, "models", name)
+    os.makedirs(folder, exist_ok=True)
+    model.to(torch.bfloat16).save_pretrained(folder)
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    print(f"  {name}: config.json {json.dumps(cfg, sort_keys=True)}")
+    state = load_file(os.path.join(folder, "model.safetensors"))
+    print(f"  {name}: {len(state)} tensors: {sorted(state)}")
+    # transformers 5 writes the published layout: language_model.model.*, vision_tower.*, ...
+    if not any(k.startswith("language_model.model.") for k in state) or not any("vision_tower" in k for k in state):
+        mmf.problem(f"{name}: tensor names not as expected")
+
+    def module_name(k):  # file name -> transformers 5's module path
+        for new, old in MM_NAMES_V4:
+            if k.startswith(old):
+                return new + k[len(old):]
+        return k
+
+    def load_mm(path):
+        c = Gemma3Config.from_pretrained(path)
+        c._attn_implementation = "eager"
+        c.text_config._attn_implementation = "eager"
+        m = Gemma3ForConditionalGeneration(c)
+        st = {module_name(k): v for k, v in load_file(os.path.join(path, "model.safetensors")).items()}
+        missing, unexpected = m.load_state_dict(st, strict=False)
+        if unexpected or [k for k in missing if k != "lm_head.weight"]:
+            mmf.problem(f"{path}: missing {missing}, unexpected {unexpected}")
+        return m.to(torch.float64).eval()
+
+    reloaded = load_mm(folder)
+    single = prompts_alone(reloaded, prompts)
+    # The same weights as a text-only gemma3_text model: the text path must be that model.
+    text_folder = os.path.join(out_dir, "tmp_gemma3_text_of_mm")
+    os.makedirs(text_folder, exist_ok=True)
+    text_state = {k.replace("language_model.model.", "model."): v for k, v in state.items()
+                  if k.startswith("language_model.model.")}
+    save_file(text_state, os.path.join(text_folder, "model.safetensors"), metadata={"format": "pt"})
+    with open(os.path.join(text_folder, "config.json"), "w") as f:
+        json.dump(dict(cfg["text_config"], model_type="gemma3_text", architectures=["Gemma3ForCausalLM"],
+                       tie_word_embeddings=True), f)
+    as_text = load_built(text_folder)
+    d = mmf.max_diff(prompts_alone(as_text, prompts), single)
+    summary["mm_vs_text"] = d
+    print(f"  {name}: text path vs the same weights as gemma3_text: {d:.3e}")
+    if d > 1e-12:
+        mmf.problem(f"{name}: the multimodal model's text path differs from gemma3_text by {d:.3e}")
+    shutil.rmtree(text_folder)
+
+    # The config in transformers 4's spelling, as published Gemma 3 folders have it.
+    v4 = {k: v for k, v in cfg.items()}
+    v4["text_config"] = gemma3_v4(cfg["text_config"])
+    with open(os.path.join(folder, "config.v4.json"), "w") as f:
+        json.dump(v4, f, indent=2, sort_keys=True)
+        f.write("\n")
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for fname in ("model.safetensors", "generation_config.json"):
+            shutil.copy(os.path.join(folder, fname), tmp)
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(v4, f)
+        d4 = mmf.max_diff(prompts_alone(load_mm(tmp), prompts), single)
+    summary["mm_v4"] = d4
+    print(f"  {name}: config.v4.json loads to logits {d4:.3e} from config.json's")
+    if d4 != 0.0:
+        mmf.problem(f"{name}: the transformers 4 spelling gives other logits ({d4:.3e})")
+    ref = {"model": name, "transformers_version": transformers.__version__, "prompts": prompts,
+           "single": [r.tolist() for r in single], "image_token_index": 120, "boi_token_index": 118,
+           "note": "text-only prompts through Gemma3ForConditionalGeneration in float64 (Float64Everywhere); "
+                   "equal to the same weights loaded as gemma3_text (mm_vs_text)",
+           "mm_vs_text": d}
+    return ref
 
 
 # ----------------------------------------------------------------------------------------------
@@ -697,6 +840,18 @@ def main():
     prompts = [[1] + torch.randint(3, 128, (n - 1,), generator=g).tolist() for n in PROMPT_LENGTHS]
     print(f"prompts {prompts}")
     summaries = {}
+    if not args.only or "gemma3_mm" in args.only:
+        print("\n=== gemma3_mm (bfloat16) ===", flush=True)
+        summary = summaries.setdefault("gemma3_mm", {})
+        EVERYWHERE.enable()
+        try:
+            mmf.write_json(os.path.join(args.out, "reference", "gemma3_mm.json"),
+                           build_gemma3_multimodal(prompts, args.out, summary))
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            mmf.problem(f"gemma3_mm: {type(e).__name__}: {e}")
+        finally:
+            EVERYWHERE.disable()
     for family in FAMILIES:
         if args.only and family.name not in args.only:
             continue

@@ -171,7 +171,10 @@ class Engine {
         // Rows for the running requests and as many retained prefixes.
         scheduler_(BlockManager<Cache>(model.make_cache(2 * options_.max_running), options_.max_cached_tokens,
                                        options_.max_running),
-                   {options_.max_running, options_.prefill_chunk, options_.reuse_prefixes}) {
+                   {options_.max_running, options_.prefill_chunk, options_.reuse_prefixes,
+                    model.config().rope.type == RopeType::LongRope
+                        ? static_cast<std::size_t>(model.config().rope.original_max_position_embeddings)
+                        : 0}) {
     stats_.max_cached_tokens = options_.max_cached_tokens;
     worker_ = std::thread([this] { loop(); });
   }

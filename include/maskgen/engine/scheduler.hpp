@@ -44,6 +44,8 @@ class Scheduler {
     std::size_t max_running = 32;    // requests in a step at most
     std::size_t prefill_chunk = 16;  // prompt tokens a step feeds, over all requests
     bool reuse_prefixes = true;      // start a request from another row's copy of its prompt's prefix
+    std::size_t refeed_past = 0;     // > 0: a row whose context grows past it is fed whole once more
+                                     // (LongRoPE's switch to the long factors: RopeConfig::refeeds)
   };
 
   // The step's batch, and for each of its rows the request and the tokens it feeds.
@@ -128,7 +130,11 @@ class Scheduler {
     Step step;
     for (auto& running : running_) {
       ScheduleState& s = running->schedule;
-      if (!s.prefilling()) {
+      if (!s.prefilling() && options_.refeed_past > 0 && s.history.size() - 1 <= options_.refeed_past &&
+          s.history.size() > options_.refeed_past) {
+        blocks_.restart(*s.row);
+        step.batch.add_row(*s.row, s.history);
+      } else if (!s.prefilling()) {
         step.batch.add_row(*s.row, s.history.back());
       } else if (s.chunk > 0) {
         step.batch.add_row(*s.row, std::span<const std::int32_t>(s.prompt).subspan(s.prefilled, s.chunk));

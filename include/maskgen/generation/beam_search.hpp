@@ -257,7 +257,17 @@ GenerationResult<typename M::scalar_type> beam_search(const M& model,
     for (const std::size_t b : live) {
       if (state[b].done) continue;
       still_live.push_back(b);
-      for (const auto& beam : state[b].running) step.add_row(beam.cache_row, beam.tokens.back());
+      for (const auto& beam : state[b].running) {
+        const std::size_t total = prompts[b].size() + beam.tokens.size();
+        if (model.config().rope.refeeds(total - 1, total)) {  // LongRoPE: the whole context again
+          std::vector<std::int32_t> all(prompts[b]);
+          all.insert(all.end(), beam.tokens.begin(), beam.tokens.end());
+          cache.release(beam.cache_row);
+          step.add_row(beam.cache_row, all);
+        } else {
+          step.add_row(beam.cache_row, beam.tokens.back());
+        }
+      }
     }
     live = std::move(still_live);
     if (live.empty()) break;

@@ -130,7 +130,12 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
         continue;
       }
       still_live.push_back(live[i]);
-      next.add_row(live[i], tokens[i]);
+      if (config.rope.refeeds(history[live[i]].size() - 1, history[live[i]].size())) {  // LongRoPE
+        cache.release(live[i]);
+        next.add_row(live[i], history[live[i]]);
+      } else {
+        next.add_row(live[i], tokens[i]);
+      }
     }
     live = std::move(still_live);
     if (live.empty()) break;

@@ -100,6 +100,12 @@ class BlockManager {
     }
   }
 
+  // Empties a running row (its reservation stays): it is about to be fed whole again.
+  void restart(std::size_t row) {
+    rows_.at(row).tokens.clear();
+    cache_.release(row);
+  }
+
   // A row whose last step failed part way: never kept.
   void free(std::size_t row) {
     leave_active(row);
