@@ -55,7 +55,8 @@ TEST(ChatTemplate, FixturesCoverEveryPublishedTemplate) {
   for (const auto& c : fixtures()["cases"]) {
     if (c.contains("template")) names.insert(c["template"].get<std::string>());
   }
-  for (const char* t : {"qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2", "mistral_instruct", "llama2"}) {
+  for (const char* t : {"qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2", "mistral_instruct", "llama2", "gemma3",
+                        "phi3_mini", "phi3_5_mini", "phi4_mini"}) {
     EXPECT_TRUE(names.count(t)) << t;
   }
   EXPECT_GT(fixtures()["cases"].size(), 250u);
