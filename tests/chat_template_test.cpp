@@ -205,7 +205,7 @@ TEST(ChatTemplate, Gemma3FromTokenizerConfigMatchesTheFixtures) {
       EXPECT_THROW(chat.apply(v["messages"], options), maskgen::template_error);
     }
   }
-  EXPECT_EQ(rendered, 21);
+  EXPECT_EQ(rendered, 23);
   EXPECT_EQ(raised, 7);  // roles not alternating (system after the first turn, user twice, ...), content not text
 }
 

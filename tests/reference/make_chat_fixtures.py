@@ -1105,6 +1105,15 @@ def gemma3_cases(r):
                                      {"type": "video"}]},
     ], add_generation_prompt=True, note="parts of another type print nothing")
     r.chat(t, "content_parts_empty_list", [{"role": "user", "content": []}], add_generation_prompt=True)
+    r.chat(t, "content_parts_odd_items", [
+        {"role": "user", "content": [{"type": "text"}, {"text": "no type"}, {"type": "text", "text": None},
+                                     {"type": "text", "text": 7}, {"type": "text", "text": " end "}]},
+    ], add_generation_prompt=True,
+        note="a missing text is undefined and trims to ''; None trims to 'None' and 7 to '7' (trim prints its "
+        "argument first); a part without a type prints nothing")
+    r.chat(t, "content_mapping_iterates_keys", [{"role": "user", "content": {"type": "text", "text": "hidden"}}],
+           add_generation_prompt=True,
+           note="a mapping is iterable: its keys are strings, and a string's ['type'] is undefined, so nothing prints")
     r.chat(t, "mixed_string_and_parts", [
         SYSTEM, {"role": "user", "content": text_parts(UNICODE_TEXT)}, {"role": "assistant", "content": UNICODE_REPLY},
         {"role": "user", "content": "  plain string  "},
@@ -1149,6 +1158,7 @@ def phi3_common_cases(r, t):
     r.chat(t, "error_content_parts", [{"role": "user", "content": text_parts("Hello")}], expect_error=True,
            note="str + list: the template does not take content parts (Python's TypeError)")
     r.chat(t, "error_content_none", [U1, {"role": "assistant", "content": None}], expect_error=True)
+    r.chat(t, "error_content_number", [{"role": "user", "content": 42}], expect_error=True)
 
 
 def phi_cases(r):
@@ -1165,6 +1175,8 @@ def phi_cases(r):
                               "parameters": {"city": {"type": "str"}}}], ensure_ascii=False)
     r.chat(t, "system_tools_string", [{"role": "system", "content": "You are a helpful assistant with tools.",
                                        "tools": tools_json}, TOOL_QUESTION], add_generation_prompt=True)
+    r.chat(t, "system_tools_empty_string", [{"role": "system", "content": "", "tools": ""}, U1],
+           note="an empty tools string is not none: the tool markers print around nothing")
     r.chat(t, "system_tools_none", [{"role": "system", "content": "No tools.", "tools": None}, U1],
            add_generation_prompt=True, note="tools present but None: the plain system turn")
     r.chat(t, "user_tools_ignored", [{"role": "user", "content": "Hi", "tools": "[]"}], add_generation_prompt=True,
