@@ -631,8 +631,9 @@ TEMPLATE_SOURCES = {
         "model": "microsoft/Phi-4-mini-instruct (no newlines; a system message may carry a 'tools' string)",
         "source": GUIDANCE + ", guidance/chat.py, phi_4_mini_template (commented there as copied from the model's "
         "tokenizer_config.json#L104, 2025-06-16); the same text appears in other public copies (Berkeley "
-        "function-calling leaderboard handlers, onnxruntime-genai's tests); special tokens as published "
-        "(bos, eos, pad and unk all <|endoftext|>), of which the template reads eos_token",
+        "function-calling leaderboard handlers, onnxruntime-genai's tests); special tokens: bos <|endoftext|> as "
+        "the leaderboard handler records it, eos, pad and unk taken to be <|endoftext|> too (not checked against "
+        "the file); the template reads eos_token only",
         "tokens": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
                    "unk_token": "<|endoftext|>"},
     },
