@@ -1,12 +1,13 @@
 // Chat templates against Python's jinja2 with transformers' settings (tests/data/chat, written by
 // tests/reference/make_chat_fixtures.py): the published templates of Qwen3, Qwen2.5, Llama 3,
-// 3.1 and 3.2, Mistral Instruct and Llama 2 over many conversations, and small templates that
-// exercise one construct each. Every case renders to jinja2's exact output, or fails where jinja2
+// 3.1 and 3.2, Mistral Instruct, Llama 2, Gemma 3, Phi-3-mini, Phi-3.5-mini and Phi-4-mini over many
+// conversations, and small templates that exercise one construct each. Every case renders to jinja2's exact output, or fails where jinja2
 // fails (with the template's own message for raise_exception), or, for the constructs listed in
 // kUnsupported, is refused with unsupported_template_error: never a silently different prompt.
 
 #include <maskgen/chat_template.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,6 +15,8 @@
 #include <string>
 
 #include <gtest/gtest.h>
+
+#include "support/test_support.hpp"
 
 namespace {
 
@@ -55,7 +58,8 @@ TEST(ChatTemplate, FixturesCoverEveryPublishedTemplate) {
   for (const auto& c : fixtures()["cases"]) {
     if (c.contains("template")) names.insert(c["template"].get<std::string>());
   }
-  for (const char* t : {"qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2", "mistral_instruct", "llama2"}) {
+  for (const char* t : {"qwen3", "qwen2_5", "llama3", "llama3_1", "llama3_2", "mistral_instruct", "llama2", "gemma3",
+                        "phi3_mini", "phi3_5_mini", "phi4_mini"}) {
     EXPECT_TRUE(names.count(t)) << t;
   }
   EXPECT_GT(fixtures()["cases"].size(), 250u);
@@ -163,6 +167,46 @@ TEST(ChatTemplate, Qwen3FromTokenizerConfigMatchesTheFixtures) {
     ++checked;
   }
   EXPECT_GT(checked, 20);
+}
+
+// Gemma 3's tokenizer_config.json, unpacked from the shared archive (with tar, as a user would):
+// the template and special tokens that from_tokenizer_config reads give jinja2's renderings through
+// apply(), and the template's own raise_exception messages come back as template_raised_error.
+TEST(ChatTemplate, Gemma3FromTokenizerConfigMatchesTheFixtures) {
+  const std::string archive = std::string(MASKGEN_SHARED_DIR) + "/tokenizers/gemma3.tar.xz";
+  MASKGEN_REQUIRE_SHARED(archive);
+  const maskgen::test::TempDir tmp;
+  const std::string command = "tar -xJf '" + archive + "' -C '" + tmp.path().string() + "' ./tokenizer_config.json";
+  if (std::system(command.c_str()) != 0) GTEST_SKIP() << "could not unpack " << archive << " with tar";
+  const auto chat = ChatTemplate::from_tokenizer_config(tmp.path());
+  const json& entry = fixtures()["templates"]["gemma3"];
+  EXPECT_EQ(chat.source(), entry["text"].get<std::string>());
+  EXPECT_EQ(chat.special_tokens(), entry["special_tokens_passed"]);  // bos, eos, unk, pad, as transformers passes them
+  EXPECT_EQ(chat.special_tokens()["bos_token"], "<bos>");
+  EXPECT_EQ(chat.special_tokens()["eos_token"], "<end_of_turn>");
+  int rendered = 0, raised = 0;
+  for (const auto& c : fixtures()["cases"]) {
+    if (!c.contains("template") || c["template"] != "gemma3") continue;
+    SCOPED_TRACE(c["name"].get<std::string>());
+    const json& v = c["variables"];
+    const maskgen::ChatOptions options{.add_generation_prompt = v["add_generation_prompt"].get<bool>()};
+    if (c.contains("expected")) {
+      EXPECT_EQ(chat.apply(v["messages"], options), c["expected"].get<std::string>());
+      ++rendered;
+    } else if (c["error_type"] == "TemplateError") {
+      try {
+        chat.apply(v["messages"], options);
+        ADD_FAILURE() << "rendered where jinja2 raises " << c["error"].get<std::string>();
+      } catch (const maskgen::template_raised_error& e) {
+        EXPECT_EQ(std::string(e.what()), c["error"].get<std::string>());
+        ++raised;
+      }
+    } else {
+      EXPECT_THROW(chat.apply(v["messages"], options), maskgen::template_error);
+    }
+  }
+  EXPECT_EQ(rendered, 23);
+  EXPECT_EQ(raised, 7);  // roles not alternating (system after the first turn, user twice, ...), content not text
 }
 
 TEST(ChatTemplate, ApplyBatchRendersEachConversationAsAlone) {

@@ -23,7 +23,8 @@ EVERY = 2  # of the synthetic cases, keep one in EVERY (about 80 of 157)
 # Cases of the real templates kept with their variables: tools, tool calls, <think> history, text.
 REAL_CASES = ["qwen3/tools_system_gen", "qwen3/tool_calls_round_trip_gen", "qwen3/think_history_last_kept",
               "qwen3/reasoning_content_field", "qwen3/unicode", "llama3/multi_turn_system_gen", "llama3/tricky_text",
-              "llama3_1/tool_call_round_trip", "mistral_instruct/tool_calls_round_trip", "llama2/multi_turn_system_gen"]
+              "llama3_1/tool_call_round_trip", "mistral_instruct/tool_calls_round_trip", "llama2/multi_turn_system_gen",
+              "gemma3/content_parts", "gemma3/unicode_white_space_trimmed", "phi4_mini/system_tools_string"]
 MAX_LEN = 8192  # run.sh's -max_len: longer seeds would be cut
 
 

@@ -28,7 +28,8 @@ Hugging Face transformers' `apply_chat_template` (transformers 4.4x and 5.x,
     sep, pad, cls, mask) whose value is not None.
 
 Template sources: qwen3 and llama3 are read from ../shared/tokenizers/*/tokenizer_config.json
-(the shared test data beside the checkout, or --shared DIR); the others are embedded below,
+and gemma3 from the tokenizer_config.json inside ../shared/tokenizers/gemma3.tar.xz (the shared
+test data beside the checkout, or --shared DIR); the others are embedded below,
 copied verbatim from the public files named in TEMPLATE_SOURCES.
 """
 import argparse
@@ -37,6 +38,7 @@ import hashlib
 import json
 import platform
 import sys
+import tarfile
 from pathlib import Path
 
 import jinja2
@@ -515,16 +517,48 @@ LLAMA2_TEMPLATE = (
     "{{ ' '  + content.strip() + ' ' + eos_token }}{% endif %}{% endfor %}"
 )
 
+# 407 characters, sha256 dcaee66df77bfbb789ec541fe713218da30225a526f1db97138fc39ee6dc56aa
+PHI3_MINI_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+    "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+# 430 characters, sha256 78d976a442bcde2f0be15aafbb8e3050e1104f86732266f68403251b89982a90
+PHI3_5_MINI_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and message['content'] %}"
+    "{{'<|system|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'user' %}"
+    "{{'<|user|>\n' + message['content'] + '<|end|>\n'}}{% elif message['role'] == 'assistant' %}"
+    "{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
+# 423 characters, sha256 febf589225c9728ab791f52e8897d7607a823d45368f0a4c92fa68997b40cce9
+PHI4_MINI_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'system' and 'tools' in message and "
+    "message['tools'] is not none %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|tool|>' + "
+    "message['tools'] + '<|/tool|>' + '<|end|>' }}{% else %}{{ '<|' + message['role'] + '|>' + "
+    "message['content'] + '<|end|>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}"
+    "{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+)
+
 EMBEDDED_SHA256 = {
     "qwen2_5": "cd8e9439f0570856fd70470bf8889ebd8b5d1107207f67a5efb46e342330527f",
     "llama3_1": "e10ca381b1ccc5cf9db52e371f3b6651576caee0a630b452e2816b2d404d4b65",
     "llama3_2": "5816fce10444e03c2e9ee1ef8a4a1ea61ae7e69e438613f3b17b69d0426223a4",
     "mistral_instruct": "e16746b40344d6c5b5265988e0328a0bf7277be86f1c335156eae07e29c82826",
     "llama2": "e8d5b5a546d3f19df16a5320c614fab05bdc4edd50e850f1afd947b503ea41cf",
+    "phi3_mini": "dcaee66df77bfbb789ec541fe713218da30225a526f1db97138fc39ee6dc56aa",
+    "phi3_5_mini": "78d976a442bcde2f0be15aafbb8e3050e1104f86732266f68403251b89982a90",
+    "phi4_mini": "febf589225c9728ab791f52e8897d7607a823d45368f0a4c92fa68997b40cce9",
 }
 
 LLAMA_CPP = "github.com/ggerganov/llama.cpp @ c392e5094deaf2d1a7c18683214f007fad3fe42b"
 HF_JS = "github.com/huggingface/huggingface.js @ fe42e68017ffc76d09922ea8f9b38a6964345710"
+GUIDANCE = "github.com/guidance-ai/guidance @ 5413339aad8d36ce49df29902a7730d025bd6027"
+PHI3_TOKENS = {"bos_token": "<s>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
 
 # name -> (model, where the text came from, special tokens as in the model's tokenizer_config.json)
 TEMPLATE_SOURCES = {
@@ -574,6 +608,35 @@ TEMPLATE_SOURCES = {
         "of the Llama-2-chat template",
         "tokens": {"bos_token": "<s>", "eos_token": "</s>", "pad_token": None, "unk_token": "<unk>"},
     },
+    "gemma3": {
+        "model": "Gemma 3 instruction-tuned (tokenizer_config.json as published with the Gemma 3 tokenizer)",
+        "source": "../shared/tokenizers/gemma3.tar.xz, member ./tokenizer_config.json, key chat_template (read "
+        "from the archive without unpacking it)",
+    },
+    "phi3_mini": {
+        "model": "microsoft/Phi-3-mini-4k-instruct (the template of its July 2024 update, with a system role)",
+        "source": GUIDANCE + ", guidance/chat.py, phi3_mini_template (commented there as copied from the model's "
+        "tokenizer_config.json#L119); the same text is in a public copy of the model's whole tokenizer_config.json "
+        "(a C# tokenizer test, with bos <s>, eos and pad <|endoftext|>, unk <unk>, which are used here); the HF file "
+        "itself was not reachable offline",
+        "tokens": PHI3_TOKENS,
+    },
+    "phi3_5_mini": {
+        "model": "microsoft/Phi-3.5-mini-instruct (skips a system message whose content is empty)",
+        "source": LLAMA_CPP + ", models/templates/microsoft-Phi-3.5-mini-instruct.jinja (verbatim, see qwen2_5); "
+        "special tokens taken to be Phi-3-mini's (the same tokenizer); only eos_token is read by the template",
+        "tokens": PHI3_TOKENS,
+    },
+    "phi4_mini": {
+        "model": "microsoft/Phi-4-mini-instruct (no newlines; a system message may carry a 'tools' string)",
+        "source": GUIDANCE + ", guidance/chat.py, phi_4_mini_template (commented there as copied from the model's "
+        "tokenizer_config.json#L104, 2025-06-16); the same text appears in other public copies (Berkeley "
+        "function-calling leaderboard handlers, onnxruntime-genai's tests); special tokens: bos <|endoftext|> as "
+        "the leaderboard handler records it, eos, pad and unk taken to be <|endoftext|> too (not checked against "
+        "the file); the template reads eos_token only",
+        "tokens": {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+                   "unk_token": "<|endoftext|>"},
+    },
 }
 
 EMBEDDED = {
@@ -582,6 +645,9 @@ EMBEDDED = {
     "llama3_2": LLAMA3_2_TEMPLATE,
     "mistral_instruct": MISTRAL_V0_3_TEMPLATE,
     "llama2": LLAMA2_TEMPLATE,
+    "phi3_mini": PHI3_MINI_TEMPLATE,
+    "phi3_5_mini": PHI3_5_MINI_TEMPLATE,
+    "phi4_mini": PHI4_MINI_TEMPLATE,
 }
 
 NAMED_SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -605,11 +671,20 @@ def load_templates(shared):
         assert isinstance(text, str), name
         tokens = {key: token_text(config.get(key)) for key in NAMED_SPECIAL_TOKENS if key in config}
         templates[name] = {**TEMPLATE_SOURCES[name], "tokens": tokens, "text": text}
+    archive = shared / "tokenizers" / "gemma3.tar.xz"
+    if not archive.is_file():
+        sys.exit(f"make_chat_fixtures: {archive} not found (pass --shared DIR)")
+    with tarfile.open(archive, "r:xz") as tar:
+        config = json.loads(tar.extractfile("./tokenizer_config.json").read().decode("utf-8"))
+    assert isinstance(config["chat_template"], str), "gemma3"
+    tokens = {key: token_text(config.get(key)) for key in NAMED_SPECIAL_TOKENS if key in config}
+    templates["gemma3"] = {**TEMPLATE_SOURCES["gemma3"], "tokens": tokens, "text": config["chat_template"]}
     for name, text in EMBEDDED.items():
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         assert digest == EMBEDDED_SHA256[name], f"{name}: embedded template text changed ({digest})"
         templates[name] = {**TEMPLATE_SOURCES[name], "text": text}
-    order = ("qwen3", "llama3", "qwen2_5", "llama3_1", "llama3_2", "mistral_instruct", "llama2")
+    order = ("qwen3", "llama3", "qwen2_5", "llama3_1", "llama3_2", "mistral_instruct", "llama2", "gemma3",
+             "phi3_mini", "phi3_5_mini", "phi4_mini")
     return {name: templates[name] for name in order}
 
 
@@ -998,6 +1073,120 @@ def llama2_cases(r):
     r.chat(t, "error_system_twice", [SYSTEM, SYSTEM, U1], expect_error=True)
 
 
+# Python's str.strip() (jinja2's trim filter) removes every Unicode white-space character: the
+# no-break space, the ideographic space, the em space, NEL (U+0085), the line and paragraph
+# separators and the information separators U+001C..U+001F, but not the zero-width space (U+200B,
+# not white space to Python) nor the BOM (U+FEFF).
+UNICODE_SPACES = "\u00a0\u3000\u2003\u0085\u2028\u2029\x1c\x1d\x1e\x1f\t\n\r\x0b\x0c "
+
+
+def text_parts(*texts):
+    return [{"type": "text", "text": t} for t in texts]
+
+
+def gemma3_cases(r):
+    t = "gemma3"
+    common_cases(r, t)
+    r.chat(t, "system_only_gen", [SYSTEM], add_generation_prompt=True,
+           note="the system message only prefixes the first user turn: with no turn left, nothing but BOS")
+    r.chat(t, "system_multi_turn_nogen", [SYSTEM] + MULTI + [A1],
+           note="the system text and a blank line go before the first user turn only")
+    r.chat(t, "content_parts", [
+        {"role": "user", "content": text_parts("  Describe ", "this:\n") + [{"type": "image"}]
+         + text_parts(" briefly. ")},
+        {"role": "assistant", "content": text_parts("A cat.  ")},
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "\tAnd this?"}]},
+    ], add_generation_prompt=True, note="each text part is trimmed on its own; an image part prints <start_of_image>")
+    r.chat(t, "content_parts_system", [
+        {"role": "system", "content": text_parts("System from parts.", " Second part is dropped.")},
+        {"role": "user", "content": text_parts("Hi")},
+    ], add_generation_prompt=True, note="a list-valued system content contributes its first part's text only, untrimmed")
+    r.chat(t, "content_parts_unknown_type", [
+        {"role": "user", "content": [{"type": "audio", "audio": "x"}, {"type": "text", "text": "ok"},
+                                     {"type": "video"}]},
+    ], add_generation_prompt=True, note="parts of another type print nothing")
+    r.chat(t, "content_parts_empty_list", [{"role": "user", "content": []}], add_generation_prompt=True)
+    r.chat(t, "content_parts_odd_items", [
+        {"role": "user", "content": [{"type": "text"}, {"text": "no type"}, {"type": "text", "text": None},
+                                     {"type": "text", "text": 7}, {"type": "text", "text": " end "}]},
+    ], add_generation_prompt=True,
+        note="a missing text is undefined and trims to ''; None trims to 'None' and 7 to '7' (trim prints its "
+        "argument first); a part without a type prints nothing")
+    r.chat(t, "content_mapping_iterates_keys", [{"role": "user", "content": {"type": "text", "text": "hidden"}}],
+           add_generation_prompt=True,
+           note="a mapping is iterable: its keys are strings, and a string's ['type'] is undefined, so nothing prints")
+    r.chat(t, "mixed_string_and_parts", [
+        SYSTEM, {"role": "user", "content": text_parts(UNICODE_TEXT)}, {"role": "assistant", "content": UNICODE_REPLY},
+        {"role": "user", "content": "  plain string  "},
+    ], add_generation_prompt=True)
+    r.chat(t, "unicode_white_space_trimmed", [
+        {"role": "system", "content": UNICODE_SPACES + "sys kept as is" + UNICODE_SPACES},
+        {"role": "user", "content": UNICODE_SPACES + "inner\u00a0\u3000space kept" + UNICODE_SPACES},
+        {"role": "assistant", "content": text_parts(UNICODE_SPACES + "part" + UNICODE_SPACES)},
+        {"role": "user", "content": "\u200bzero width\u200b\ufeff"},
+    ], add_generation_prompt=True,
+        note="trim is Python's str.strip(): every Unicode white space goes, U+200B and U+FEFF stay; "
+        "the system text is not trimmed")
+    r.chat(t, "white_space_only_content", [{"role": "user", "content": " \n\t "},
+                                           {"role": "assistant", "content": "\u3000"}])
+    r.chat(t, "system_in_assistant_slot", [U1, {"role": "system", "content": "  late system  "}],
+           add_generation_prompt=True,
+           note="a later system message in an assistant slot passes the alternation check and prints as a 'system' turn")
+    r.chat(t, "tool_role_in_assistant_slot", [U1, {"role": "tool", "content": "result"}])
+    r.chat(t, "error_system_after_first_turn", [SYSTEM, U1, A1, {"role": "system", "content": "Be brief."}, U2],
+           add_generation_prompt=True, expect_error=True,
+           note="a system message after the first turn takes a user slot: the template raises")
+    r.chat(t, "error_two_systems", [SYSTEM, SYSTEM, U1], expect_error=True)
+    r.chat(t, "error_user_user", [U1, U2], add_generation_prompt=True, expect_error=True)
+    r.chat(t, "error_assistant_first", [A1, U1], expect_error=True)
+    r.chat(t, "error_assistant_assistant", [SYSTEM, U1, A1, A2], expect_error=True)
+    r.chat(t, "error_content_none", [U1, {"role": "assistant", "content": None}], expect_error=True,
+           note="None is neither a string nor iterable: the template raises 'Invalid content type'")
+    r.chat(t, "error_content_number", [{"role": "user", "content": 42}], expect_error=True)
+    r.chat(t, "error_empty_messages", [], add_generation_prompt=True, expect_error=True,
+           note="messages[0] is undefined; ['role'] on it raises (jinja2's UndefinedError)")
+
+
+def phi3_common_cases(r, t):
+    common_cases(r, t)
+    r.chat(t, "ends_with_assistant_gen", [SYSTEM, U1, A1], add_generation_prompt=True,
+           note="the template appends the generation prompt even after an assistant turn")
+    r.chat(t, "system_not_first", [U1, {"role": "system", "content": "Be brief."}, A1, U2])
+    r.chat(t, "unknown_role_skipped", [U1, {"role": "tool", "content": "skipped"}, A1])
+    r.chat(t, "white_space_kept", [{"role": "system", "content": UNICODE_SPACES},
+                                   {"role": "user", "content": "  \n leading and trailing \t"}],
+           add_generation_prompt=True, note="no trim: contents go in as they are")
+    r.chat(t, "error_content_parts", [{"role": "user", "content": text_parts("Hello")}], expect_error=True,
+           note="str + list: the template does not take content parts (Python's TypeError)")
+    r.chat(t, "error_content_none", [U1, {"role": "assistant", "content": None}], expect_error=True)
+    r.chat(t, "error_content_number", [{"role": "user", "content": 42}], expect_error=True)
+
+
+def phi_cases(r):
+    phi3_common_cases(r, "phi3_mini")
+    r.chat("phi3_mini", "empty_system_kept", [{"role": "system", "content": ""}, U1], add_generation_prompt=True)
+    phi3_common_cases(r, "phi3_5_mini")
+    r.chat("phi3_5_mini", "empty_system_skipped", [{"role": "system", "content": ""}, U1], add_generation_prompt=True,
+           note="Phi-3.5 skips a system message with empty content")
+    t = "phi4_mini"
+    common_cases(r, t)
+    r.chat(t, "unknown_role_printed", [U1, {"role": "tool", "content": "result"}], add_generation_prompt=True,
+           note="any role prints as <|role|>")
+    tools_json = json.dumps([{"name": "get_current_weather", "description": "Weather in a city (城市)",
+                              "parameters": {"city": {"type": "str"}}}], ensure_ascii=False)
+    r.chat(t, "system_tools_string", [{"role": "system", "content": "You are a helpful assistant with tools.",
+                                       "tools": tools_json}, TOOL_QUESTION], add_generation_prompt=True)
+    r.chat(t, "system_tools_empty_string", [{"role": "system", "content": "", "tools": ""}, U1],
+           note="an empty tools string is not none: the tool markers print around nothing")
+    r.chat(t, "system_tools_none", [{"role": "system", "content": "No tools.", "tools": None}, U1],
+           add_generation_prompt=True, note="tools present but None: the plain system turn")
+    r.chat(t, "user_tools_ignored", [{"role": "user", "content": "Hi", "tools": "[]"}], add_generation_prompt=True,
+           note="only a system message's tools are printed")
+    r.chat(t, "error_system_tools_list", [{"role": "system", "content": "sys", "tools": [WEATHER_TOOL]}, U1],
+           expect_error=True, note="tools must already be a string: str + list raises (Python's TypeError)")
+    r.chat(t, "error_content_parts", [{"role": "user", "content": text_parts("Hello")}], expect_error=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # Synthetic templates: one construct at a time, expected output computed by jinja2 in the same
 # environment.
@@ -1330,6 +1519,8 @@ def main():
     llama3_2_cases(r)
     mistral_cases(r)
     llama2_cases(r)
+    gemma3_cases(r)
+    phi_cases(r)
     synthetic_cases(r)
 
     template_entries = {}

@@ -60,7 +60,8 @@ CHAT_DIR = REPO / "tests" / "data" / "chat"
 
 FAMILIES = ("qwen3", "qwen2_5", "llama3_1", "llama3_2", "mistral_instruct")
 FORMATS = {"qwen3": "hermes", "qwen2_5": "hermes", "llama3_1": "llama3_json", "llama3_2": "llama3_json",
-           "mistral_instruct": "mistral", "llama3": "none", "llama2": "none"}
+           "mistral_instruct": "mistral", "llama3": "none", "llama2": "none", "gemma3": "none", "phi3_mini": "none",
+           "phi3_5_mini": "none", "phi4_mini": "none"}
 END_OF_TURN = {"qwen3": "<|im_end|>\n", "qwen2_5": "<|im_end|>\n", "llama3_1": "<|eot_id|>",
                "llama3_2": "<|eot_id|>", "mistral_instruct": "</s>"}
 
