@@ -245,3 +245,50 @@ TEST(Olmo2AndGranite, ConfigsAsTransformersReadThem) {
 
 }  // namespace
 }  // namespace maskgen
+
+namespace maskgen {
+namespace {
+
+// Gemma 3 from 4B up is published as the multimodal "gemma3": the text model's config in
+// "text_config", its tensors under language_model.*, a vision tower beside them. maskgen runs the
+// text model (the oracle: Gemma3ForConditionalGeneration on text-only prompts) and refuses image
+// tokens by name.
+TEST(Gemma3Multimodal, TextModelAsTransformersRunsIt) {
+  const auto dir = model_dir("gemma3_mm");
+  const auto reference = test::read_json(test::data_dir() / "reference" / "gemma3_mm.json");
+  const auto c = ModelConfig::load(dir);
+  EXPECT_EQ(c.model_type, "gemma3");
+  EXPECT_EQ(c.qk_norm, QkNorm::PerHead);
+  EXPECT_TRUE(c.local_rope);
+  EXPECT_EQ(c.image_token_id, 120);
+  const auto model = Model<double>::load(dir);
+  const auto fmodel = Model<float>::load(dir);
+  for (std::size_t p = 0; p < reference["prompts"].size(); ++p) {
+    const auto ids = row_of(reference["prompts"][p].get<std::vector<std::int32_t>>());
+    const TokenMatrix mask = TokenMatrix::Ones(1, ids.cols());
+    EXPECT_LE(relative_error(model.forward(ids, mask, nullptr, {.logits = LogitsFor::All}), reference["single"][p]), 1e-9);
+    EXPECT_LE(relative_error(fmodel.forward(ids, mask, nullptr, {.logits = LogitsFor::All}).cast<double>(),
+                             reference["single"][p]),
+              1e-4);
+  }
+  TokenMatrix image(1, 3);
+  image << 1, 120, 5;
+  test::expect_error<argument_error>([&] { model.forward(image, TokenMatrix::Ones(1, 3)); },
+                                     {"token 1", "image token 120", "image_token_index"});
+
+  // The transformers 4 spelling inside text_config loads to the same model.
+  test::TempDir v4;
+  fs::copy_file(dir / "config.v4.json", v4.path() / "config.json");
+  for (const char* f : {"model.safetensors", "generation_config.json"}) fs::copy_file(dir / f, v4.path() / f);
+  const auto other = Model<double>::load(v4.path());
+  const auto ids = row_of(reference["prompts"][3].get<std::vector<std::int32_t>>());
+  const TokenMatrix mask = TokenMatrix::Ones(1, ids.cols());
+  EXPECT_TRUE((other.forward(ids, mask).array() == model.forward(ids, mask).array()).all());
+
+  auto j = test::read_json(dir / "config.json");
+  j.erase("text_config");
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"text_config"});
+}
+
+}  // namespace
+}  // namespace maskgen

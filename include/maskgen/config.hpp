@@ -30,16 +30,45 @@ inline void check_config_ids(const ConfigReader& r, const char* key, const std::
 
 }  // namespace detail
 
-inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
+namespace detail {
+
+// The text model's config of a family that nests it (Gemma 3's "text_config"), with the top
+// level's special ids and tie_word_embeddings where it has none.
+inline nlohmann::json text_model_config(const nlohmann::json& j, std::string_view key, const std::string& source) {
+  const std::string k(key);
+  if (!j.contains(k) || !j[k].is_object()) {
+    throw format_error(cat(source, ": \"", k, "\" must hold the text model's config (an object)"));
+  }
+  nlohmann::json text = j[k];
+  for (const char* inherited : {"bos_token_id", "eos_token_id", "pad_token_id", "tie_word_embeddings"}) {
+    if ((!text.contains(inherited) || text[inherited].is_null()) && j.contains(inherited)) text[inherited] = j[inherited];
+  }
+  return text;
+}
+
+}  // namespace detail
+
+inline ModelConfig ModelConfig::from_json(const nlohmann::json& top, const std::string& source) {
   using detail::cat;
-  if (!j.is_object()) throw format_error(cat(source, ": must hold a JSON object"));
-  const detail::ConfigReader r(j, source);
+  if (!top.is_object()) throw format_error(cat(source, ": must hold a JSON object"));
   ModelConfig c;
-  c.model_type = r.string("model_type", "");
+  c.model_type = detail::ConfigReader(top, source).string("model_type", "");
   const Family* family = find_family(c.model_type);
-  if (!family) r.fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports ", supported_model_types()));
+  if (!family) {
+    detail::ConfigReader(top, source).fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports ", supported_model_types()));
+  }
   c.architecture = family->architecture;
-  weights::check_quantization_config(j, source);  // tensors are read as stored
+  weights::check_quantization_config(top, source);  // tensors are read as stored
+  nlohmann::json nested;
+  if (!family->text_config.empty()) {
+    nested = detail::text_model_config(top, family->text_config, source);
+    const detail::ConfigReader t(top, source);
+    const auto image = t.ids("image_token_index");  // Gemma3Config's default: 262144
+    c.image_token_id = image.empty() ? 262144 : image.front();
+  }
+  const nlohmann::json& j = family->text_config.empty() ? top : nested;
+  const std::string text_source = family->text_config.empty() ? source : source + " (" + std::string(family->text_config) + ")";
+  const detail::ConfigReader r(j, text_source);
   using L = ConfigLimits;
   c.vocab_size = r.positive_int("vocab_size", L::vocab_size);
   c.hidden_size = r.positive_int("hidden_size", L::hidden_size);
@@ -91,7 +120,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::st
       c.sliding_layers[l] = types[l] == "sliding_attention";
     }
   }
-  std::tie(c.rope, c.local_rope) = detail::parse_rope(j, source, family->rope, c.head_dim);
+  std::tie(c.rope, c.local_rope) = detail::parse_rope(j, text_source, family->rope, c.head_dim);
   family->configure(r, c, has_layer_types);  // biases, norms, the family's window and RoPE rules
   if (std::find(c.sliding_layers.begin(), c.sliding_layers.end(), 1) != c.sliding_layers.end()) {
     if (r.has("sliding_window")) {

@@ -141,6 +141,7 @@ struct ModelConfig {
   std::vector<char> rope_layers{};        // [num_layers] 1 where the layer applies RoPE (all but SmolLM3's NoPE layers)
   RopeConfig rope{};
   std::optional<RopeConfig> local_rope{}; // the RoPE of sliding layers where it differs (Gemma 3's local layers)
+  std::optional<std::int32_t> image_token_id{};  // Gemma 3 multimodal: the image placeholder, refused in prompts
   std::optional<std::int32_t> bos_token_id{};
   std::vector<std::int32_t> eos_token_ids{};  // one or several
   std::optional<std::int32_t> pad_token_id{};

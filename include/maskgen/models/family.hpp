@@ -59,6 +59,9 @@ struct Family {
     std::string_view activation = "silu";
   } defaults{};
   RopeRules rope{};
+  // Set: config.json nests the text model's config under this key (Gemma 3's multimodal "gemma3":
+  // "text_config"); the top level's special ids and tie_word_embeddings apply where it has none.
+  std::string_view text_config = "";
 };
 
 }  // namespace maskgen

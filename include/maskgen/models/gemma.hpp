@@ -69,8 +69,20 @@ inline constexpr Family::Defaults gemma_defaults{.rms_norm_eps = 1e-6, .tie_word
 inline constexpr TensorNames gemma_names{.attention_out_norm = "post_attention_layernorm.weight",
                                          .mlp_norm = "pre_feedforward_layernorm.weight"};
 
+// Gemma 3 as published from 4B up: config.json's "text_config" is a gemma3_text config, the
+// vision tower's tensors (vision_tower.*, multi_modal_projector.*) are not read, and the text
+// model's are under language_model.*. Prompts holding the image token are refused (text only).
+inline constexpr TensorNames gemma3_multimodal_names{.embed = "language_model.model.embed_tokens.weight",
+                                                     .layer_prefix = "language_model.model.layers.",
+                                                     .attention_out_norm = "post_attention_layernorm.weight",
+                                                     .mlp_norm = "pre_feedforward_layernorm.weight",
+                                                     .final_norm = "language_model.model.norm.weight",
+                                                     .lm_head = "language_model.lm_head.weight"};
+
 inline constexpr Family gemma2{"gemma2", Architecture::Other, configure_gemma2, gemma_names, gemma_defaults};
 inline constexpr Family gemma3_text{"gemma3_text", Architecture::Other, configure_gemma3, gemma_names, gemma_defaults,
                                     RopeRules{.default_theta = 1e6, .local_theta = 1e4}};
+inline constexpr Family gemma3{"gemma3", Architecture::Other, configure_gemma3, gemma3_multimodal_names, gemma_defaults,
+                               RopeRules{.default_theta = 1e6, .local_theta = 1e4}, "text_config"};
 
 }  // namespace maskgen::families

@@ -215,8 +215,12 @@ class Model {
                                  config_.max_position_embeddings, " (max_position_embeddings)"));
       }
       for (std::size_t i = 0; i < batch.row_length(r); ++i) {
-        detail::check_vocabulary_id(batch.tokens[batch.row_offsets[r] + i], config_.vocab_size, "PackedBatch row ",
-                                    r, " token ", i);
+        const std::int32_t id = batch.tokens[batch.row_offsets[r] + i];
+        detail::check_vocabulary_id(id, config_.vocab_size, "PackedBatch row ", r, " token ", i);
+        if (config_.image_token_id && id == *config_.image_token_id) {
+          throw argument_error(cat("PackedBatch row ", r, " token ", i, " is the image token ", id,
+                                   " (image_token_index): maskgen runs this model's text part only, without images"));
+        }
         spans.push_back({row, before + i + 1});
       }
     }

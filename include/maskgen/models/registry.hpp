@@ -16,9 +16,10 @@
 
 namespace maskgen {
 
-inline constexpr std::array<const Family*, 10> registered_families = {
-    &families::llama,  &families::mistral,     &families::qwen2, &families::qwen3, &families::smollm3,
-    &families::gemma2, &families::gemma3_text, &families::phi3,  &families::olmo2, &families::granite,
+inline constexpr std::array<const Family*, 11> registered_families = {
+    &families::llama,  &families::mistral,     &families::qwen2,  &families::qwen3, &families::smollm3,
+    &families::gemma2, &families::gemma3_text, &families::gemma3, &families::phi3,  &families::olmo2,
+    &families::granite,
 };
 
 // The family of a config.json's model_type, or nullptr.
