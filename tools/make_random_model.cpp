@@ -1,10 +1,11 @@
-// make_random_model --out DIR [--qwen3-0.6b | --qwen3-1.7b | --tinyllama] [--family llama|qwen3] [--dtype F32|BF16|F16]
+// make_random_model --out DIR [--qwen3-0.6b | --qwen3-1.7b | --tinyllama | --gemma3-1b | --phi3-mini]
+//                   [--family llama|qwen3|gemma3_text|phi3] [--dtype F32|BF16|F16]
 //                   [--vocab N] [--hidden N] [--intermediate N] [--layers N] [--heads N]
 //                   [--kv-heads N] [--head-dim N] [--max-positions N] [--tied] [--seed N]
 // Writes a model folder with random weights (defaults: a Llama of the 110M shape, hidden 768, 12
 // layers, 12 heads, intermediate 2048, vocab 32000, float32). --qwen3-0.6b, --qwen3-1.7b and
-// --tinyllama start from those models' shapes (bfloat16; the Qwen3 ones tied); the other flags
-// change it.
+// --tinyllama, --gemma3-1b and --phi3-mini start from those models' shapes (bfloat16; the Qwen3 and
+// Gemma ones tied); the other flags change it.
 
 #include "support/random_model.hpp"
 
@@ -20,15 +21,20 @@ int main(int argc, char** argv) {
                       "  make_random_model --out /tmp/qwen3-shape --qwen3-0.6b --layers 4");
   const maskgen::tools::RandomModelShape llama;  // the defaults shown
   std::string out, family, dtype;
-  bool qwen3 = false, qwen3_17b = false, tinyllama = false, tied = false;
+  bool qwen3 = false, qwen3_17b = false, tinyllama = false, gemma3 = false, phi3 = false, tied = false;
   std::optional<std::int64_t> vocab, hidden, intermediate, layers, heads, kv_heads, head_dim, max_positions;
   std::optional<std::uint32_t> seed;
   const auto size = maskgen_cli::whole_number<std::int64_t>(1, std::int64_t{1} << 24);
   app.add_option("--out", out, "The folder to write")->type_name("DIR")->required();
   auto* q06 = app.add_flag("--qwen3-0.6b", qwen3, "Start from Qwen3-0.6B's shape (qwen3, BF16, tied)");
   auto* q17 = app.add_flag("--qwen3-1.7b", qwen3_17b, "Start from Qwen3-1.7B's shape (qwen3, BF16, tied)")->excludes(q06);
-  app.add_flag("--tinyllama", tinyllama, "Start from TinyLlama-1.1B's shape (llama, GQA 32/4, BF16)")->excludes(q06)->excludes(q17);
-  app.add_option("--family", family, "Architecture (default llama)")->type_name("NAME")->check(maskgen_cli::one_of({"llama", "qwen3"}));
+  auto* tl = app.add_flag("--tinyllama", tinyllama, "Start from TinyLlama-1.1B's shape (llama, GQA 32/4, BF16)")->excludes(q06)->excludes(q17);
+  auto* g3 = app.add_flag("--gemma3-1b", gemma3, "Start from Gemma 3 1B's shape (gemma3_text, BF16, tied)")
+                 ->excludes(q06)->excludes(q17)->excludes(tl);
+  app.add_flag("--phi3-mini", phi3, "Start from Phi-3-mini's shape (phi3, BF16, LongRoPE)")
+      ->excludes(q06)->excludes(q17)->excludes(tl)->excludes(g3);
+  app.add_option("--family", family, "Architecture (default llama)")->type_name("NAME")
+      ->check(maskgen_cli::one_of({"llama", "qwen3", "gemma3_text", "phi3"}));
   app.add_option("--dtype", dtype, "Element type of the weights (default F32)")->type_name("TYPE")->check(maskgen_cli::one_of({"F32", "BF16", "F16"}));
   app.add_option("--vocab", vocab, "vocab_size (default " + std::to_string(llama.vocab_size) + ")")->type_name("N")->check(size);
   app.add_option("--hidden", hidden, "hidden_size (default " + std::to_string(llama.hidden_size) + ")")->type_name("N")->check(size);
@@ -49,6 +55,8 @@ int main(int argc, char** argv) {
     maskgen::tools::RandomModelShape shape = qwen3       ? maskgen::tools::qwen3_06b_shape()
                                              : qwen3_17b ? maskgen::tools::qwen3_17b_shape()
                                              : tinyllama ? maskgen::tools::tinyllama_shape()
+                                             : gemma3    ? maskgen::tools::gemma3_1b_shape()
+                                             : phi3      ? maskgen::tools::phi3_mini_shape()
                                                          : llama;
     if (!family.empty()) shape.model_type = family;
     if (dtype == "F32") shape.dtype = maskgen::DType::F32;

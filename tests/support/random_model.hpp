@@ -1,7 +1,7 @@
 #pragma once
-// Writes a Llama- or Qwen3-architecture model folder with random weights (fixed seed): config.json
-// and a model.safetensors in float32, bfloat16 or float16. For benchmarks at realistic sizes; the
-// numbers mean nothing.
+// Writes a model folder of a Llama, Qwen3, Gemma 3 (text) or Phi-3 architecture with random weights
+// (fixed seed): config.json and a model.safetensors in float32, bfloat16 or float16. For
+// benchmarks at realistic sizes; the numbers mean nothing.
 
 #include <maskgen/safetensors.hpp>
 
@@ -21,7 +21,9 @@
 namespace maskgen::tools {
 
 struct RandomModelShape {
-  std::string model_type = "llama";  // "llama", or "qwen3" (per-head q/k norms, head_dim apart)
+  std::string model_type = "llama";  // "llama", "qwen3" (per-head q/k norms, head_dim apart),
+                                     // "gemma3_text" (four (1 + w) norms, GeGLU, 5 local : 1 global
+                                     // layers with a window of 512) or "phi3" (fused qkv and gate_up)
   DType dtype = DType::F32;          // element type of every tensor in the file
   std::int64_t vocab_size = 32000;
   std::int64_t hidden_size = 768;
@@ -77,6 +79,40 @@ inline RandomModelShape tinyllama_shape() {
   return s;
 }
 
+// Gemma 3 1B's shape: hidden 1152, 26 layers, 4 heads, 1 KV head, head_dim 256, intermediate
+// 6912, vocab 262,144, tied, bfloat16.
+inline RandomModelShape gemma3_1b_shape() {
+  RandomModelShape s;
+  s.model_type = "gemma3_text";
+  s.dtype = DType::BF16;
+  s.vocab_size = 262144;
+  s.hidden_size = 1152;
+  s.intermediate_size = 6912;
+  s.num_layers = 26;
+  s.num_heads = 4;
+  s.num_kv_heads = 1;
+  s.head_dim = 256;
+  s.max_position_embeddings = 32768;
+  s.tie_word_embeddings = true;
+  return s;
+}
+
+// Phi-3-mini's shape (Phi-3.5-mini's widths): hidden 3072, 32 layers, 32 heads (no GQA),
+// intermediate 8192, vocab 32,064, untied, bfloat16; LongRoPE as Phi-3.5-mini configures it.
+inline RandomModelShape phi3_mini_shape() {
+  RandomModelShape s;
+  s.model_type = "phi3";
+  s.dtype = DType::BF16;
+  s.vocab_size = 32064;
+  s.hidden_size = 3072;
+  s.intermediate_size = 8192;
+  s.num_layers = 32;
+  s.num_heads = 32;
+  s.num_kv_heads = 32;
+  s.max_position_embeddings = 131072;
+  return s;
+}
+
 // `x` in `dtype`, rounded to nearest even (the 16-bit types), as little-endian bytes appended to `out`.
 inline void append_encoded(float x, DType dtype, std::vector<std::byte>& out) {
   auto put = [&](auto v) {
@@ -100,16 +136,22 @@ inline std::int64_t parameter_count(const RandomModelShape& s) {
   const std::int64_t head_dim = s.head_size();
   const std::int64_t attention = s.hidden_size * head_dim * (2 * s.num_heads + 2 * s.num_kv_heads);
   const std::int64_t mlp = 3 * s.hidden_size * s.intermediate_size;
-  const std::int64_t layer = attention + mlp + 2 * s.hidden_size + (s.model_type == "qwen3" ? 2 * head_dim : 0);
+  const bool gemma = s.model_type == "gemma3_text";
+  const std::int64_t layer = attention + mlp + (gemma ? 4 : 2) * s.hidden_size +
+                             (s.model_type == "qwen3" || gemma ? 2 * head_dim : 0);
   return s.vocab_size * s.hidden_size * (s.tie_word_embeddings ? 1 : 2) + s.num_layers * layer + s.hidden_size;
 }
 
 inline void write_random_model(const std::filesystem::path& dir, const RandomModelShape& s) {
   std::filesystem::create_directories(dir);
-  const bool qwen3 = s.model_type == "qwen3";
-  if (!qwen3 && s.model_type != "llama") throw argument_error("model_type must be llama or qwen3, got " + s.model_type);
+  const bool qwen3 = s.model_type == "qwen3", gemma = s.model_type == "gemma3_text", phi3 = s.model_type == "phi3";
+  if (!qwen3 && !gemma && !phi3 && s.model_type != "llama") {
+    throw argument_error("model_type must be llama, qwen3, gemma3_text or phi3, got " + s.model_type);
+  }
+  const char* architecture = qwen3 ? "Qwen3ForCausalLM" : gemma ? "Gemma3ForCausalLM" : phi3 ? "Phi3ForCausalLM"
+                                                                                       : "LlamaForCausalLM";
   nlohmann::json config = {
-      {"architectures", {qwen3 ? "Qwen3ForCausalLM" : "LlamaForCausalLM"}}, {"model_type", s.model_type},
+      {"architectures", {architecture}}, {"model_type", s.model_type},
       {"vocab_size", s.vocab_size}, {"head_dim", s.head_size()},
       {"hidden_size", s.hidden_size}, {"intermediate_size", s.intermediate_size},
       {"num_hidden_layers", s.num_layers}, {"num_attention_heads", s.num_heads},
@@ -117,6 +159,26 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
       {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", s.tie_word_embeddings}, {"hidden_act", "silu"},
       {"bos_token_id", 1}, {"eos_token_id", 2},
       {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", qwen3 ? 1000000.0 : 10000.0}}}};
+  if (gemma) {  // as Gemma 3 1B's config
+    config.erase("hidden_act");
+    config["hidden_activation"] = "gelu_pytorch_tanh";
+    config["query_pre_attn_scalar"] = s.head_size();
+    config["sliding_window"] = 512;
+    config["rms_norm_eps"] = 1e-6;
+    nlohmann::json types = nlohmann::json::array();
+    for (std::int64_t l = 0; l < s.num_layers; ++l) types.push_back((l + 1) % 6 ? "sliding_attention" : "full_attention");
+    config["layer_types"] = types;
+    config["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}, {"rope_theta", 1000000.0}}},
+                                 {"sliding_attention", {{"rope_type", "default"}, {"rope_theta", 10000.0}}}};
+  }
+  if (phi3) {  // as Phi-3.5-mini's config: LongRoPE (unit factors here), every layer sliding
+    const auto half = static_cast<std::size_t>(s.head_size() / 2);
+    config["original_max_position_embeddings"] = 4096;
+    config["sliding_window"] = 262144;
+    config["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0},
+                                 {"short_factor", std::vector<double>(half, 1.0)},
+                                 {"long_factor", std::vector<double>(half, 1.0)}};
+  }
   std::ofstream(dir / "config.json") << config.dump(2) << "\n";
 
   std::mt19937 rng(s.seed);
@@ -133,24 +195,38 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
   };
   const std::int64_t head_dim = s.head_size(), h = s.hidden_size;
   const float in_h = 1.0f / std::sqrt(static_cast<float>(h)), in_i = 1.0f / std::sqrt(static_cast<float>(s.intermediate_size));
+  const float norm_mean = gemma ? 0.0f : 1.0f;  // Gemma's norms scale by (1 + w)
+  const std::int64_t q = s.num_heads * head_dim, kv = s.num_kv_heads * head_dim;
   add("model.embed_tokens.weight", {s.vocab_size, h}, 0.0f, 1.0f);
   for (std::int64_t i = 0; i < s.num_layers; ++i) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
-    add(p + "input_layernorm.weight", {h}, 1.0f, 0.1f);
-    add(p + "self_attn.q_proj.weight", {s.num_heads * head_dim, h}, 0.0f, in_h);
-    add(p + "self_attn.k_proj.weight", {s.num_kv_heads * head_dim, h}, 0.0f, in_h);
-    add(p + "self_attn.v_proj.weight", {s.num_kv_heads * head_dim, h}, 0.0f, in_h);
-    add(p + "self_attn.o_proj.weight", {h, s.num_heads * head_dim}, 0.0f, in_h);
-    if (qwen3) {
-      add(p + "self_attn.q_norm.weight", {head_dim}, 1.0f, 0.1f);
-      add(p + "self_attn.k_norm.weight", {head_dim}, 1.0f, 0.1f);
+    add(p + "input_layernorm.weight", {h}, norm_mean, 0.1f);
+    if (phi3) {
+      add(p + "self_attn.qkv_proj.weight", {q + 2 * kv, h}, 0.0f, in_h);
+    } else {
+      add(p + "self_attn.q_proj.weight", {q, h}, 0.0f, in_h);
+      add(p + "self_attn.k_proj.weight", {kv, h}, 0.0f, in_h);
+      add(p + "self_attn.v_proj.weight", {kv, h}, 0.0f, in_h);
     }
-    add(p + "post_attention_layernorm.weight", {h}, 1.0f, 0.1f);
-    add(p + "mlp.gate_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
-    add(p + "mlp.up_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
+    add(p + "self_attn.o_proj.weight", {h, q}, 0.0f, in_h);
+    if (qwen3 || gemma) {
+      add(p + "self_attn.q_norm.weight", {head_dim}, norm_mean, 0.1f);
+      add(p + "self_attn.k_norm.weight", {head_dim}, norm_mean, 0.1f);
+    }
+    add(p + "post_attention_layernorm.weight", {h}, norm_mean, 0.1f);
+    if (gemma) {
+      add(p + "pre_feedforward_layernorm.weight", {h}, norm_mean, 0.1f);
+      add(p + "post_feedforward_layernorm.weight", {h}, norm_mean, 0.1f);
+    }
+    if (phi3) {
+      add(p + "mlp.gate_up_proj.weight", {2 * s.intermediate_size, h}, 0.0f, in_h);
+    } else {
+      add(p + "mlp.gate_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
+      add(p + "mlp.up_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
+    }
     add(p + "mlp.down_proj.weight", {h, s.intermediate_size}, 0.0f, in_i);
   }
-  add("model.norm.weight", {h}, 1.0f, 0.1f);
+  add("model.norm.weight", {h}, norm_mean, 0.1f);
   if (!s.tie_word_embeddings) add("lm_head.weight", {s.vocab_size, h}, 0.0f, in_h);
   write_safetensors(dir / "model.safetensors", tensors);
 }
