@@ -8,16 +8,22 @@
 //                            gate/up), 4 4096x14336 (Llama-3-8B gate/up). Where m is small the
 //                            product cycles through copies of W filling 1 GiB, so W comes from
 //                            memory as in a model, not from a cache that holds it.
-//   BM_Attention/keys        16 queries (one per row) over `keys` cached keys, 32 heads of 64
+//   BM_Attention/keys/cap    16 queries (one per row) over `keys` cached keys, 32 heads of 64;
+//                            cap 1: scores soft-capped (Gemma 2's attn_logit_softcapping)
+//   BM_Gated/act/tokens      the MLP activation of `tokens` rows of 6912 (Gemma 3 1B's
+//                            intermediate): act 0 SwiGLU, 1 GeGLU; BM_Softcap/rows: rows of 262,144
+//                            logits soft-capped (Gemma 2's final_logit_softcapping)
 //   BM_FmaPeak, BM_ReadBandwidth
 // Counters: GFLOP/s and pct_of_peak; weight_GB/s for the matmul.
 
+#include <maskgen/ops/activation.hpp>
 #include <maskgen/ops/attention.hpp>
 #include <maskgen/ops/matmul.hpp>
 
 #include <bit>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <random>
 #include <string_view>
 #include <vector>
@@ -99,12 +105,40 @@ void BM_Attention(benchmark::State& state) {
   }
   const Matrix<float> q = Matrix<float>::Random(16, 32 * 64);
   Matrix<float> out;
+  const std::optional<double> cap = state.range(1) ? std::optional<double>(50.0) : std::nullopt;
   for (auto _ : state) {
-    maskgen::ops::attend<float>(q, spans, cache, 0, 32, 4, 64, out, threads);
+    maskgen::ops::attend<float>(q, spans, cache, 0, 32, 4, 64, out, threads, std::nullopt, 0.0, cap);
     benchmark::DoNotOptimize(out.data());
   }
   const double flops = 16.0 * 4.0 * static_cast<double>(keys) * 32 * 64 * static_cast<double>(state.iterations());
   state.counters["GFLOP/s"] = benchmark::Counter(flops / 1e9, benchmark::Counter::kIsRate);
+}
+
+void BM_Gated(benchmark::State& state) {
+  const auto act = state.range(0) ? maskgen::ops::Activation::GeluTanh : maskgen::ops::Activation::Silu;
+  const Matrix<float> gate = Matrix<float>::Random(state.range(1), 6912), up = Matrix<float>::Random(state.range(1), 6912);
+  Matrix<float> g = gate;
+  for (auto _ : state) {
+    state.PauseTiming();
+    g = gate;
+    state.ResumeTiming();
+    maskgen::ops::gated_activation(g, up, act, threads);
+    benchmark::DoNotOptimize(g.data());
+  }
+  state.SetItemsProcessed(state.iterations() * gate.size());
+}
+
+void BM_Softcap(benchmark::State& state) {
+  const Matrix<float> logits = Matrix<float>::Random(state.range(0), 262144) * 60.0f;
+  Matrix<float> x = logits;
+  for (auto _ : state) {
+    state.PauseTiming();
+    x = logits;
+    state.ResumeTiming();
+    maskgen::ops::softcap(x, 30.0, threads);
+    benchmark::DoNotOptimize(x.data());
+  }
+  state.SetItemsProcessed(state.iterations() * logits.size());
 }
 
 void BM_FmaPeak(benchmark::State& state) {
@@ -140,7 +174,12 @@ int main(int argc, char** argv) {
       ->ArgsProduct({{0, 1, 2, 3}, {1, 2, 4, 16, 128, 512, 2048}, {0, 1, 2, 3, 4}})
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("BM_Attention", BM_Attention)->Arg(128)->Arg(1024)->Arg(2048)->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_Attention", BM_Attention)
+      ->ArgsProduct({{128, 1024, 2048}, {0, 1}})
+      ->UseRealTime()
+      ->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_Gated", BM_Gated)->ArgsProduct({{0, 1}, {1, 16, 128}})->UseRealTime()->Unit(benchmark::kMicrosecond);
+  benchmark::RegisterBenchmark("BM_Softcap", BM_Softcap)->Arg(1)->Arg(16)->UseRealTime()->Unit(benchmark::kMicrosecond);
   benchmark::RegisterBenchmark("BM_FmaPeak", BM_FmaPeak)->Iterations(3)->UseRealTime();
   benchmark::RegisterBenchmark("BM_ReadBandwidth", BM_ReadBandwidth)->Iterations(3)->UseRealTime();
   benchmark::RunSpecifiedBenchmarks();

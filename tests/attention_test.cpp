@@ -28,8 +28,9 @@ struct Case {
 
 // For random rows (each a run of real tokens with random q, k, v), the kernel's output for every
 // query equals softmax(q·k/√d)·v over the keys at or before it in its own row.
+// With `scale` (0: 1/√d) and a soft-cap (Gemma 2: c · tanh(score / c)) on the scores.
 template <class Scalar>
-void check_against_naive(double tolerance) {
+void check_against_naive(double tolerance, double scale = 0.0, std::optional<double> softcap = std::nullopt) {
   std::mt19937 rng(11);
   std::normal_distribution<double> normal(0.0, 1.5);
   // Small heads, then the real sizes (64, 128) and a head_dim with a tail, over rows longer than a
@@ -56,7 +57,7 @@ void check_against_naive(double tolerance) {
     std::shuffle(spans.begin(), spans.end(), rng);  // queries of all rows, in any order
     ops::Matrix<Scalar> q(static_cast<Eigen::Index>(spans.size()), static_cast<Eigen::Index>(q_dim)), out;
     for (Eigen::Index i = 0; i < q.size(); ++i) q.data()[i] = static_cast<Scalar>(normal(rng));
-    ops::attend<Scalar>(q, spans, cache, 0, c.heads, c.kv_heads, c.head_dim, out, 2);
+    ops::attend<Scalar>(q, spans, cache, 0, c.heads, c.kv_heads, c.head_dim, out, 2, std::nullopt, scale, softcap);
     for (std::size_t t = 0; t < spans.size(); ++t) {
       for (std::size_t h = 0; h < c.heads; ++h) {
         const std::size_t g = h / (c.heads / c.kv_heads);
@@ -66,7 +67,8 @@ void check_against_naive(double tolerance) {
           long double s = 0;
           for (std::size_t d = 0; d < c.head_dim; ++d)
             s += static_cast<long double>(q(t, h * c.head_dim + d)) * keys[spans[t].cache_row][j][g * c.head_dim + d];
-          w[j] = s / std::sqrt(static_cast<long double>(c.head_dim));
+          w[j] = scale > 0 ? s * scale : s / std::sqrt(static_cast<long double>(c.head_dim));
+          if (softcap) w[j] = *softcap * std::tanh(w[j] / *softcap);
           max_w = std::max(max_w, w[j]);
         }
         for (auto& x : w) sum += (x = std::exp(x - max_w));
@@ -80,11 +82,12 @@ void check_against_naive(double tolerance) {
     }
     // Bitwise the same with one thread and with the queries in another order.
     ops::Matrix<Scalar> one;
-    ops::attend<Scalar>(q, spans, cache, 0, c.heads, c.kv_heads, c.head_dim, one, 1);
+    ops::attend<Scalar>(q, spans, cache, 0, c.heads, c.kv_heads, c.head_dim, one, 1, std::nullopt, scale, softcap);
     EXPECT_TRUE((one.array() == out.array()).all());
     ops::Matrix<Scalar> q_rev = q.colwise().reverse(), out_rev;
     std::vector<QuerySpan> spans_rev(spans.rbegin(), spans.rend());
-    ops::attend<Scalar>(q_rev, spans_rev, cache, 0, c.heads, c.kv_heads, c.head_dim, out_rev, 3);
+    ops::attend<Scalar>(q_rev, spans_rev, cache, 0, c.heads, c.kv_heads, c.head_dim, out_rev, 3, std::nullopt, scale,
+                        softcap);
     EXPECT_TRUE((out_rev.colwise().reverse().array() == out.array()).all());
   }
 }
@@ -191,6 +194,10 @@ TEST(Attention, EveryQueryAloneEqualsItInARun) {
 
 TEST(Attention, MatchesNaiveReferenceDouble) { check_against_naive<double>(1e-12); }
 TEST(Attention, MatchesNaiveReferenceFloat) { check_against_naive<float>(2e-5); }
+// Gemma 2's attention: its own scale (query_pre_attn_scalar^-1/2) and scores soft-capped at 1.5,
+// small enough that most scores pass through tanh's bend.
+TEST(Attention, SoftCappedScoresMatchNaiveReferenceDouble) { check_against_naive<double>(1e-12, 0.7, 1.5); }
+TEST(Attention, SoftCappedScoresMatchNaiveReferenceFloat) { check_against_naive<float>(2e-5, 0.7, 1.5); }
 
 TEST(Attention, HugeScoresStayFinite) {
   KVCache<float> cache(one_layer(1, 1, 2), 1);

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <numbers>
 #include <random>
 
 #include <gtest/gtest.h>
@@ -337,6 +338,73 @@ TEST(Swiglu, IsSiluOfGateTimesUp) {
   EXPECT_NEAR(gate(0, 3), 60, 1e-9);
   EXPECT_TRUE(gate.allFinite());
 }
+
+// GeGLU as transformers' gelu_pytorch_tanh writes it: 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g³))) u,
+// computed here from std::tanh in double; the kernel's logistic form equals it within rounding.
+template <class Scalar>
+void check_geglu(double tolerance) {
+  std::mt19937 rng(5);
+  std::normal_distribution<double> normal(0.0, 3.0);
+  const Eigen::Index n = 3 * detail::Simd<Scalar>::lanes + 5;  // whole vectors and a tail
+  Matrix<Scalar> gate(2, n), up(2, n);
+  for (Eigen::Index i = 0; i < gate.size(); ++i) {
+    gate.data()[i] = static_cast<Scalar>(normal(rng));
+    up.data()[i] = static_cast<Scalar>(normal(rng));
+  }
+  gate(0, 0) = Scalar(-30);  // far in the tail: 0.5 (1 + tanh) underflows, no NaN
+  gate(0, 1) = Scalar(30);
+  gate(0, 2) = Scalar(0);
+  const Matrix<Scalar> g0 = gate;
+  gated_activation(gate, up, Activation::GeluTanh);
+  for (Eigen::Index i = 0; i < gate.size(); ++i) {
+    const double g = static_cast<double>(g0.data()[i]), u = static_cast<double>(up.data()[i]);
+    const double want = 0.5 * g * (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (g + 0.044715 * g * g * g))) * u;
+    EXPECT_NEAR(static_cast<double>(gate.data()[i]), want, tolerance * (1 + std::abs(want))) << i;
+  }
+  EXPECT_TRUE(gate.allFinite());
+  // An element's result does not depend on where it sits: each element alone equals its place.
+  for (Eigen::Index i = 0; i < n; i += 3) {
+    Matrix<Scalar> one_g(1, 1), one_u(1, 1);
+    one_g(0, 0) = g0(1, i);
+    one_u(0, 0) = up(1, i);
+    gated_activation(one_g, one_u, Activation::GeluTanh);
+    EXPECT_EQ(one_g(0, 0), gate(1, i)) << i;
+  }
+}
+TEST(Geglu, IsGeluTanhOfGateTimesUpInDouble) { check_geglu<double>(1e-14); }
+TEST(Geglu, IsGeluTanhOfGateTimesUpInFloat) { check_geglu<float>(1e-6); }
+
+// Soft-capping: c · tanh(x / c), from std::tanh in double; bounded by c, exact at the extremes.
+template <class Scalar>
+void check_softcap(double tolerance) {
+  std::mt19937 rng(9);
+  std::normal_distribution<double> normal(0.0, 40.0);
+  const Eigen::Index n = 2 * detail::Simd<Scalar>::lanes + 3;
+  Matrix<Scalar> x(3, n);
+  for (Eigen::Index i = 0; i < x.size(); ++i) x.data()[i] = static_cast<Scalar>(normal(rng));
+  x(0, 0) = std::numeric_limits<Scalar>::max();
+  x(0, 1) = -std::numeric_limits<Scalar>::max();
+  x(0, 2) = Scalar(0);
+  x(0, 3) = Scalar(1e-3);
+  const Matrix<Scalar> before = x;
+  softcap(x, 30.0);
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    const double want = 30.0 * std::tanh(static_cast<double>(before.data()[i]) / 30.0);
+    EXPECT_NEAR(static_cast<double>(x.data()[i]), want, tolerance * 30.0) << i;
+    EXPECT_LE(std::abs(static_cast<double>(x.data()[i])), 30.0);
+  }
+  EXPECT_EQ(x(0, 0), Scalar(30));
+  EXPECT_EQ(x(0, 1), Scalar(-30));
+  EXPECT_EQ(x(0, 2), Scalar(0));
+  for (Eigen::Index i = 0; i < n; i += 2) {  // position independence
+    Matrix<Scalar> one(1, 1);
+    one(0, 0) = before(2, i);
+    softcap(one, 30.0);
+    EXPECT_EQ(one(0, 0), x(2, i)) << i;
+  }
+}
+TEST(Softcap, IsCapTimesTanhInDouble) { check_softcap<double>(1e-15); }
+TEST(Softcap, IsCapTimesTanhInFloat) { check_softcap<float>(1e-6); }
 
 }  // namespace
 }  // namespace maskgen::ops
