@@ -29,14 +29,14 @@ enum class Activation {
 
 namespace detail {
 
-// cap * tanh(x / cap) of every lane.
+// x := cap * tanh(x / cap), every lane.
 template <class Scalar>
-inline typename Simd<Scalar>::type softcap_vector(typename Simd<Scalar>::type x, Scalar cap) {
+inline void softcap_lanes(typename Simd<Scalar>::type& x, Scalar cap) {
   using V = typename Simd<Scalar>::type;
   V e = x / cap * Scalar(-2);
   exp_lanes<Scalar>(e);
   const V t = Scalar(2) / (e + Scalar(1)) - Scalar(1);
-  return t * cap;
+  x = t * cap;
 }
 
 // g[i] := act(g[i]) * u[i] for i < n <= lanes, in one vector.
@@ -92,8 +92,8 @@ void softcap(Matrix<Scalar>& x, double cap, int threads = 1) {
       const std::size_t i = v * lanes, m = std::min(lanes, n - i);
       typename S::type xv{};
       std::memcpy(&xv, p + i, m * sizeof(Scalar));
-      const typename S::type out = detail::softcap_vector<Scalar>(xv, static_cast<Scalar>(cap));
-      std::memcpy(p + i, &out, m * sizeof(Scalar));
+      detail::softcap_lanes<Scalar>(xv, static_cast<Scalar>(cap));
+      std::memcpy(p + i, &xv, m * sizeof(Scalar));
     }
   });
 }

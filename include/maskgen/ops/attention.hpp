@@ -148,7 +148,7 @@ inline void score_block(const Scalar* q, const Scalar* keys, Offset offset, std:
   V sv;
   S::load(sv, scores);
   sv = sv * scale;
-  if (cap > 0) sv = softcap_vector<Scalar>(sv, cap);
+  if (cap > 0) softcap_lanes<Scalar>(sv, cap);
   sv = sv == sv ? sv : V{} - top;
   sv = sv > top ? V{} + top : sv;
   sv = sv < -top ? V{} - top : sv;
