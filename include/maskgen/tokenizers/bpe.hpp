@@ -1,13 +1,20 @@
 #pragma once
-// The BPE model of a byte-level tokenizer.json: a vocabulary and ranked merges, applied to one
-// pre-tokenized piece (a "word") at a time, exactly as Hugging Face tokenizers' BPE does it.
+// The BPE model of a tokenizer.json: a vocabulary and ranked merges, applied to one pre-tokenized
+// piece (a "word") at a time, exactly as Hugging Face tokenizers' BPE does it.
 //
-// Merging: the word starts as one symbol per byte; while some adjacent pair has a merge, the
+// The first symbols of a word: with a byte-level tokenizer, one per byte (the byte alphabet covers
+// them all). Otherwise (SentencePiece-style files: Llama 2, Gemma) one per character, looked up in
+// the vocabulary; a character without a piece becomes the pieces <0xHH> of its UTF-8 bytes when
+// byte_fallback is on, else the unknown token (consecutive ones fused into one with fuse_unk),
+// else nothing.
+//
+// Merging: while some adjacent pair has a merge, the
 // pair of lowest rank is merged, the leftmost one among equals (tokenizers keeps a heap ordered
 // by (rank, position); this is the same order). With ignore_merges, a word that is itself in the
 // vocabulary is one token without merging (Llama 3).
 //
-// Everything is kept as raw bytes: a vocabulary string such as "Ġthe" is stored as " the".
+// Byte-level pieces are kept as raw bytes: a vocabulary string such as "Ġthe" is stored as " the";
+// other pieces as their UTF-8 ("▁the").
 // Results of recent words are cached per thread (as tokenizers does); the cache changes no result.
 
 #include <algorithm>
@@ -35,23 +42,43 @@ class BpeModel {
     std::int32_t new_id;
   };
 
-  // `pieces[id]` holds the raw bytes of token `id`; ids without a piece (added tokens) are empty
-  // and never produced by merging. `merges` holds (left, right) pairs of raw bytes in rank order.
-  // `what` names the file in error messages.
+  struct Options {
+    std::optional<std::int32_t> unk_id;  // the unknown token, if any
+    bool fuse_unk = false;               // consecutive unknown characters give one unknown token
+    bool ignore_merges = false;          // a word that is a piece is that piece (Llama 3)
+    bool characters = false;             // first symbols per character, not per byte (not byte-level)
+    bool byte_fallback = false;          // characters without a piece become <0xHH> pieces
+  };
+
+  // `pieces[id]` holds the piece of token `id` (raw bytes when byte-level, else UTF-8); ids without
+  // a piece (added tokens) are empty and never produced by merging. `merges` holds (left, right)
+  // pairs of pieces in rank order. `what` names the file in error messages.
   BpeModel(std::vector<std::string> pieces, const std::vector<std::pair<std::string, std::string>>& merges,
-           std::optional<std::int32_t> unk_id, bool fuse_unk, bool ignore_merges, std::string_view what)
-      : pieces_(std::move(pieces)), unk_id_(unk_id), fuse_unk_(fuse_unk), ignore_merges_(ignore_merges) {
+           const Options& options, std::string_view what)
+      : pieces_(std::move(pieces)), options_(options) {
     const auto n = static_cast<std::int64_t>(pieces_.size());
-    if (unk_id_ && (*unk_id_ < 0 || *unk_id_ >= n)) {
-      throw format_error(cat(what, ": unk_token id ", *unk_id_, " is outside the vocabulary"));
+    if (options_.unk_id && (*options_.unk_id < 0 || *options_.unk_id >= n)) {
+      throw format_error(cat(what, ": unk_token id ", *options_.unk_id, " is outside the vocabulary"));
     }
     byte_ids_.fill(-1);
     ids_.reserve(pieces_.size());
     for (std::size_t id = 0; id < pieces_.size(); ++id) {
       const std::string_view piece = pieces_[id];
       if (piece.empty()) continue;
-      ids_.emplace(piece, static_cast<std::int32_t>(id));
-      if (piece.size() == 1) byte_ids_[static_cast<unsigned char>(piece[0])] = static_cast<std::int32_t>(id);
+      ids_.emplace(piece, static_cast<std::int32_t>(id));  // a piece listed twice keeps its first id
+      if (!options_.characters && piece.size() == 1) byte_ids_[static_cast<unsigned char>(piece[0])] = static_cast<std::int32_t>(id);
+    }
+    if (options_.characters && options_.byte_fallback) {
+      // Every byte needs its piece: a file without them would silently drop characters.
+      for (int b = 0; b < 256; ++b) {
+        const std::string piece = byte_piece(static_cast<unsigned char>(b));
+        const auto it = ids_.find(piece);
+        if (it == ids_.end()) {
+          throw format_error(cat(what, ": model.byte_fallback is true but model.vocab has no piece ", piece,
+                                 " (byte fallback needs all 256 pieces <0x00> to <0xFF>)"));
+        }
+        byte_ids_[static_cast<std::size_t>(b)] = it->second;
+      }
     }
     merges_.reserve(merges.size());
     std::string joined;
@@ -61,12 +88,19 @@ class BpeModel {
       joined.assign(a).append(b);
       const auto result = ids_.find(joined);
       if (left == ids_.end() || right == ids_.end() || result == ids_.end()) {
-        throw format_error(cat(what, ": merge ", rank, " (", byte_level::to_chars(a), " ",
-                               byte_level::to_chars(b), ") names a token that is not in the vocabulary"));
+        throw format_error(cat(what, ": merge ", rank, " (", options_.characters ? a : byte_level::to_chars(a), " ",
+                               options_.characters ? b : byte_level::to_chars(b),
+                               ") names a token that is not in the vocabulary"));
       }
       // A pair listed twice keeps its later rank, as tokenizers does.
       merges_[key(left->second, right->second)] = Merge{static_cast<std::int32_t>(rank), result->second};
     }
+  }
+
+  // "<0x0A>": the piece byte fallback uses for a byte (Rust's format!("<{:#04X}>", b)).
+  static std::string byte_piece(unsigned char b) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    return std::string{'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
   }
 
   // The vocabulary index holds views into pieces_: a model is neither copied nor moved (share it).
@@ -75,7 +109,7 @@ class BpeModel {
 
   // Appends the ids of one word (raw bytes, not empty) to `out`.
   void encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
-    if (ignore_merges_) {
+    if (options_.ignore_merges) {
       if (const auto it = ids_.find(word); it != ids_.end()) {
         out.push_back(it->second);
         return;
@@ -125,14 +159,37 @@ class BpeModel {
     symbols.clear();
     heap.clear();
     bool previous_unknown = false;
-    for (const char c : word) {
-      const std::int32_t id = byte_ids_[static_cast<unsigned char>(c)];
-      if (id >= 0) {
-        symbols.push_back({id, 0, 0, true});
-        previous_unknown = false;
-      } else if (unk_id_) {  // a byte outside the vocabulary: the unknown token, fused if asked
-        if (!(fuse_unk_ && previous_unknown)) symbols.push_back({*unk_id_, 0, 0, true});
-        previous_unknown = true;
+    const auto unknown = [&] {  // a symbol outside the vocabulary: the unknown token, fused if asked
+      if (!options_.unk_id) return;
+      if (!(options_.fuse_unk && previous_unknown)) symbols.push_back({*options_.unk_id, 0, 0, true});
+      previous_unknown = true;
+    };
+    if (!options_.characters) {
+      for (const char c : word) {
+        const std::int32_t id = byte_ids_[static_cast<unsigned char>(c)];
+        if (id >= 0) {
+          symbols.push_back({id, 0, 0, true});
+          previous_unknown = false;
+        } else {
+          unknown();
+        }
+      }
+    } else {
+      for (std::size_t i = 0; i < word.size();) {
+        std::size_t next = i + 1;
+        while (next < word.size() && (static_cast<unsigned char>(word[next]) & 0xC0) == 0x80) ++next;
+        if (const auto it = ids_.find(word.substr(i, next - i)); it != ids_.end()) {
+          symbols.push_back({it->second, 0, 0, true});
+          previous_unknown = false;
+        } else if (options_.byte_fallback) {  // every byte has its piece (checked at load)
+          for (std::size_t k = i; k < next; ++k) {
+            symbols.push_back({byte_ids_[static_cast<unsigned char>(word[k])], 0, 0, true});
+          }
+          previous_unknown = false;
+        } else {
+          unknown();
+        }
+        i = next;
       }
     }
     const auto n = static_cast<std::int32_t>(symbols.size());
@@ -198,10 +255,8 @@ class BpeModel {
   std::vector<std::string> pieces_;                               // [vocab] raw bytes of each id
   std::unordered_map<std::string_view, std::int32_t> ids_;        // raw bytes -> id (views into pieces_)
   std::unordered_map<std::uint64_t, Merge> merges_;               // (left, right) -> rank, result
-  std::array<std::int32_t, 256> byte_ids_{};                      // id of each single byte, -1 if none
-  std::optional<std::int32_t> unk_id_;
-  bool fuse_unk_ = false;
-  bool ignore_merges_ = false;
+  std::array<std::int32_t, 256> byte_ids_{};                      // id of each byte (or its <0xHH>), -1 if none
+  Options options_;
   std::uint64_t serial_ = next_serial();
 };
 
