@@ -35,6 +35,106 @@
 
 namespace maskgen::detail {
 
+// Flat hash tables (open addressing, linear probing, at most half full) for the vocabulary and
+// the merges: loading Gemma 3's 262,144 pieces and 514,906 merges costs some 1.5 million lookups,
+// and node-based maps spend most of that on cache misses and allocations.
+inline std::uint64_t mix64(std::uint64_t x) {  // MurmurHash3's finalizer
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+inline std::uint64_t hash_bytes(std::string_view s) {  // FNV-1a, then mixed
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (const char c : s) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  return mix64(h ^ s.size());
+}
+
+inline std::size_t table_capacity(std::size_t n) {
+  std::size_t capacity = 16;
+  while (capacity < 2 * n) capacity *= 2;
+  return capacity;
+}
+
+// Piece -> id, over a vector of pieces that outlives it (ids index it).
+class PieceIndex {
+ public:
+  void build(const std::vector<std::string>* pieces) {
+    pieces_ = pieces;
+    slots_.assign(table_capacity(pieces->size()), Slot{0, -1});
+    mask_ = slots_.size() - 1;
+  }
+  // False when the piece is there already.
+  bool insert(std::int32_t id) {
+    const std::string_view piece = (*pieces_)[static_cast<std::size_t>(id)];
+    const std::uint64_t h = hash_bytes(piece);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (slot.id < 0) {
+        slot = {h, id};
+        return true;
+      }
+      if (slot.hash == h && (*pieces_)[static_cast<std::size_t>(slot.id)] == piece) return false;
+    }
+  }
+  std::int32_t find(std::string_view piece) const {  // -1: none
+    const std::uint64_t h = hash_bytes(piece);
+    for (std::size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const Slot& slot = slots_[i];
+      if (slot.id < 0) return -1;
+      if (slot.hash == h && (*pieces_)[static_cast<std::size_t>(slot.id)] == piece) return slot.id;
+    }
+  }
+
+ private:
+  struct Slot {
+    std::uint64_t hash;
+    std::int32_t id;  // -1: empty
+  };
+  const std::vector<std::string>* pieces_ = nullptr;
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+};
+
+// (left id, right id) -> (rank, merged id).
+template <class Value>
+class PairTable {
+ public:
+  void reserve(std::size_t n) {
+    slots_.assign(table_capacity(n), Slot{empty, {}});
+    mask_ = slots_.size() - 1;
+  }
+  void assign(std::uint64_t key, const Value& value) {  // replaces an earlier value of the key
+    for (std::size_t i = mix64(key) & mask_;; i = (i + 1) & mask_) {
+      Slot& slot = slots_[i];
+      if (slot.key == empty || slot.key == key) {
+        slot = {key, value};
+        return;
+      }
+    }
+  }
+  const Value* find(std::uint64_t key) const {
+    if (slots_.empty()) return nullptr;
+    for (std::size_t i = mix64(key) & mask_;; i = (i + 1) & mask_) {
+      const Slot& slot = slots_[i];
+      if (slot.key == key) return &slot.value;
+      if (slot.key == empty) return nullptr;
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t empty = ~std::uint64_t{0};  // ids are below 2^31: no key is this
+  struct Slot {
+    std::uint64_t key;
+    Value value;
+  };
+  std::vector<Slot> slots_;
+  std::size_t mask_ = 0;
+};
+
 class BpeModel {
  public:
   struct Merge {
@@ -61,39 +161,42 @@ class BpeModel {
       throw format_error(cat(what, ": unk_token id ", *options_.unk_id, " is outside the vocabulary"));
     }
     byte_ids_.fill(-1);
-    ids_.reserve(pieces_.size());
+    ids_.build(&pieces_);
     for (std::size_t id = 0; id < pieces_.size(); ++id) {
       const std::string_view piece = pieces_[id];
       if (piece.empty()) continue;
-      ids_.emplace(piece, static_cast<std::int32_t>(id));  // a piece listed twice keeps its first id
+      if (!ids_.insert(static_cast<std::int32_t>(id))) {
+        throw format_error(cat(what, ": model.vocab lists the piece ", options_.characters ? piece : byte_level::to_chars(piece),
+                               " twice"));
+      }
       if (!options_.characters && piece.size() == 1) byte_ids_[static_cast<unsigned char>(piece[0])] = static_cast<std::int32_t>(id);
     }
     if (options_.characters && options_.byte_fallback) {
       // Every byte needs its piece: a file without them would silently drop characters.
       for (int b = 0; b < 256; ++b) {
         const std::string piece = byte_piece(static_cast<unsigned char>(b));
-        const auto it = ids_.find(piece);
-        if (it == ids_.end()) {
+        const std::int32_t found = ids_.find(piece);
+        if (found < 0) {
           throw format_error(cat(what, ": model.byte_fallback is true but model.vocab has no piece ", piece,
                                  " (byte fallback needs all 256 pieces <0x00> to <0xFF>)"));
         }
-        byte_ids_[static_cast<std::size_t>(b)] = it->second;
+        byte_ids_[static_cast<std::size_t>(b)] = found;
       }
     }
     merges_.reserve(merges.size());
     std::string joined;
     for (std::size_t rank = 0; rank < merges.size(); ++rank) {
       const auto& [a, b] = merges[rank];
-      const auto left = ids_.find(a), right = ids_.find(b);
+      const std::int32_t left = ids_.find(a), right = ids_.find(b);
       joined.assign(a).append(b);
-      const auto result = ids_.find(joined);
-      if (left == ids_.end() || right == ids_.end() || result == ids_.end()) {
+      const std::int32_t result = ids_.find(joined);
+      if (left < 0 || right < 0 || result < 0) {
         throw format_error(cat(what, ": merge ", rank, " (", options_.characters ? a : byte_level::to_chars(a), " ",
                                options_.characters ? b : byte_level::to_chars(b),
                                ") names a token that is not in the vocabulary"));
       }
       // A pair listed twice keeps its later rank, as tokenizers does.
-      merges_[key(left->second, right->second)] = Merge{static_cast<std::int32_t>(rank), result->second};
+      merges_.assign(key(left, right), Merge{static_cast<std::int32_t>(rank), result});
     }
   }
 
@@ -103,15 +206,15 @@ class BpeModel {
     return std::string{'<', '0', 'x', hex[b >> 4], hex[b & 15], '>'};
   }
 
-  // The vocabulary index holds views into pieces_: a model is neither copied nor moved (share it).
+  // The vocabulary index points into pieces_: a model is neither copied nor moved (share it).
   BpeModel(const BpeModel&) = delete;
   BpeModel& operator=(const BpeModel&) = delete;
 
   // Appends the ids of one word (raw bytes, not empty) to `out`.
   void encode_word(std::string_view word, std::vector<std::int32_t>& out) const {
     if (options_.ignore_merges) {
-      if (const auto it = ids_.find(word); it != ids_.end()) {
-        out.push_back(it->second);
+      if (const std::int32_t id = ids_.find(word); id >= 0) {
+        out.push_back(id);
         return;
       }
     }
@@ -131,8 +234,8 @@ class BpeModel {
   }
 
   std::optional<std::int32_t> find(std::string_view bytes) const {
-    const auto it = ids_.find(bytes);
-    return it == ids_.end() ? std::nullopt : std::optional<std::int32_t>(it->second);
+    const std::int32_t id = ids_.find(bytes);
+    return id < 0 ? std::nullopt : std::optional<std::int32_t>(id);
   }
 
  private:
@@ -178,8 +281,8 @@ class BpeModel {
       for (std::size_t i = 0; i < word.size();) {
         std::size_t next = i + 1;
         while (next < word.size() && (static_cast<unsigned char>(word[next]) & 0xC0) == 0x80) ++next;
-        if (const auto it = ids_.find(word.substr(i, next - i)); it != ids_.end()) {
-          symbols.push_back({it->second, 0, 0, true});
+        if (const std::int32_t id = ids_.find(word.substr(i, next - i)); id >= 0) {
+          symbols.push_back({id, 0, 0, true});
           previous_unknown = false;
         } else if (options_.byte_fallback) {  // every byte has its piece (checked at load)
           for (std::size_t k = i; k < next; ++k) {
@@ -200,9 +303,9 @@ class BpeModel {
     const auto push = [&](std::int32_t pos) {
       const Symbol& s = symbols[static_cast<std::size_t>(pos)];
       if (s.next < 0) return;
-      const auto it = merges_.find(key(s.id, symbols[static_cast<std::size_t>(s.next)].id));
-      if (it == merges_.end()) return;
-      heap.push_back({it->second.rank, pos, it->second.new_id});
+      const Merge* merge = merges_.find(key(s.id, symbols[static_cast<std::size_t>(s.next)].id));
+      if (merge == nullptr) return;
+      heap.push_back({merge->rank, pos, merge->new_id});
       std::push_heap(heap.begin(), heap.end(), std::greater<>{});
     };
     for (std::int32_t i = 0; i + 1 < n; ++i) push(i);
@@ -213,8 +316,8 @@ class BpeModel {
       Symbol& left = symbols[static_cast<std::size_t>(top.pos)];
       if (!left.alive || left.next < 0) continue;
       Symbol& right = symbols[static_cast<std::size_t>(left.next)];
-      const auto it = merges_.find(key(left.id, right.id));
-      if (it == merges_.end() || it->second.new_id != top.new_id) continue;  // an outdated candidate
+      const Merge* merge = merges_.find(key(left.id, right.id));
+      if (merge == nullptr || merge->new_id != top.new_id) continue;  // an outdated candidate
       left.id = top.new_id;
       right.alive = false;
       left.next = right.next;
@@ -253,8 +356,8 @@ class BpeModel {
   }
 
   std::vector<std::string> pieces_;                               // [vocab] raw bytes of each id
-  std::unordered_map<std::string_view, std::int32_t> ids_;        // raw bytes -> id (views into pieces_)
-  std::unordered_map<std::uint64_t, Merge> merges_;               // (left, right) -> rank, result
+  PieceIndex ids_;                                                // piece -> id (over pieces_)
+  PairTable<Merge> merges_;                                       // (left, right) -> rank, result
   std::array<std::int32_t, 256> byte_ids_{};                      // id of each byte (or its <0xHH>), -1 if none
   Options options_;
   std::uint64_t serial_ = next_serial();

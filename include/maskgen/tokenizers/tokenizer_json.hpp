@@ -249,6 +249,310 @@ struct ModelTables {
   std::vector<std::pair<std::string, std::string>> merges;
 };
 
+// Reads model.vocab and model.merges of a tokenizer.json straight from its text, without building
+// a document of them (they are nearly all of a large file: Gemma 3's 33 MB are 262,144 pieces and
+// 514,906 merges). Gives the tables and the text with those two values replaced by {} and [], for
+// nlohmann_json to parse; or nullopt for anything it does not follow exactly (a BPE vocab that is
+// not {string: integer in [0, max_id]}, merges that are not "a b" strings or [a, b] pairs, a key
+// given twice, malformed JSON): the caller then parses the whole text, which names the error or
+// gives the same tables. Strings are decoded and checked as JSON requires (escapes, surrogate
+// pairs, UTF-8, no raw control characters).
+class ModelTableScanner {
+ public:
+  struct Result {
+    ModelTables tables;
+    std::string rest;
+  };
+
+  static std::optional<Result> scan(std::string_view text, std::int64_t max_id) {
+    ModelTableScanner s(text, max_id);
+    Result r;
+    if (!s.document(r.tables)) return std::nullopt;
+    r.rest.reserve(text.size() - (s.vocab_.second - s.vocab_.first) - (s.merges_.second - s.merges_.first) + 4);
+    // The two ranges, in the order they come, each replaced by an empty value.
+    std::pair<std::size_t, std::size_t> first = s.vocab_, second = s.merges_;
+    std::string_view first_value = "{}", second_value = "[]";
+    if (s.merges_.first < s.vocab_.first) {
+      std::swap(first, second);
+      std::swap(first_value, second_value);
+    }
+    std::size_t done = 0;
+    for (const auto& [range, value] : {std::pair{first, first_value}, std::pair{second, second_value}}) {
+      if (range.first == range.second) continue;  // no merges
+      r.rest.append(text.substr(done, range.first - done)).append(value);
+      done = range.second;
+    }
+    r.rest.append(text.substr(done));
+    return r;
+  }
+
+ private:
+  ModelTableScanner(std::string_view text, std::int64_t max_id) : text_(text), max_id_(max_id) {}
+
+  bool document(ModelTables& tables) {
+    space();
+    if (!take('{')) return false;
+    bool seen_model = false;
+    if (!object_members([&](std::string_view key) {
+          if (key != "model") return skip_value();
+          if (seen_model) return false;
+          seen_model = true;
+          return model(tables);
+        })) {
+      return false;
+    }
+    space();
+    return seen_model && pos_ == text_.size() && vocab_.second > vocab_.first;
+  }
+
+  bool model(ModelTables& tables) {
+    space();
+    if (!take('{')) return false;
+    bool seen_vocab = false, seen_merges = false;
+    return object_members([&](std::string_view key) {
+      if (key == "vocab") {
+        if (seen_vocab) return false;
+        seen_vocab = true;
+        space();
+        vocab_.first = pos_;
+        if (!vocab(tables)) return false;
+        vocab_.second = pos_;
+        return true;
+      }
+      if (key == "merges") {
+        if (seen_merges) return false;
+        seen_merges = true;
+        space();
+        merges_.first = pos_;
+        if (!merges(tables)) return false;
+        merges_.second = pos_;
+        return true;
+      }
+      return skip_value();
+    });
+  }
+
+  bool vocab(ModelTables& tables) {
+    if (!take('{')) return false;
+    tables.vocab.reserve(text_.size() / 64);
+    std::string piece;
+    space();
+    if (take('}')) return true;
+    while (true) {
+      space();
+      if (!string(piece)) return false;
+      space();
+      if (!take(':')) return false;
+      space();
+      std::int64_t id = 0;
+      if (!integer(id)) return false;
+      tables.vocab.emplace_back(piece, id);
+      space();
+      if (take('}')) return true;
+      if (!take(',')) return false;
+    }
+  }
+
+  bool merges(ModelTables& tables) {
+    if (!take('[')) return false;
+    tables.merges.reserve(text_.size() / 32);
+    std::string a, b;
+    space();
+    if (take(']')) return true;
+    while (true) {
+      space();
+      if (peek() == '"') {  // "a b": exactly one space
+        if (!string(a)) return false;
+        const auto space_at = a.find(' ');
+        if (space_at == std::string::npos || a.find(' ', space_at + 1) != std::string::npos) return false;
+        tables.merges.emplace_back(a.substr(0, space_at), a.substr(space_at + 1));
+      } else {  // [a, b]
+        if (!take('[')) return false;
+        space();
+        if (!string(a)) return false;
+        space();
+        if (!take(',')) return false;
+        space();
+        if (!string(b)) return false;
+        space();
+        if (!take(']')) return false;
+        tables.merges.emplace_back(a, b);
+      }
+      space();
+      if (take(']')) return true;
+      if (!take(',')) return false;
+    }
+  }
+
+  // The members of an object whose '{' has been taken: on_key(key) reads the value.
+  template <class OnKey>
+  bool object_members(OnKey&& on_key) {
+    std::string key;
+    space();
+    if (take('}')) return true;
+    while (true) {
+      space();
+      if (!string(key)) return false;
+      space();
+      if (!take(':')) return false;
+      if (!on_key(std::string_view(key))) return false;
+      space();
+      if (take('}')) return true;
+      if (!take(',')) return false;
+    }
+  }
+
+  // Steps over one value (checked by nlohmann_json later: it stays in the text it parses).
+  bool skip_value() {
+    space();
+    int depth = 0;
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_];
+      if (c == '"') {
+        if (!skip_string()) return false;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+        ++pos_;
+      } else if (c == '}' || c == ']') {
+        if (depth == 0) return true;  // the end of the enclosing object
+        --depth;
+        ++pos_;
+      } else if (c == ',' && depth == 0) {
+        return true;
+      } else {
+        ++pos_;
+      }
+      if (depth == 0 && (c == '"' || c == '}' || c == ']')) return true;
+    }
+    return false;
+  }
+
+  bool skip_string() {
+    ++pos_;  // the opening quote
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_++];
+      if (c == '"') return true;
+      if (c == '\\') ++pos_;
+    }
+    return false;
+  }
+
+  // A JSON string, decoded into `out`.
+  bool string(std::string& out) {
+    out.clear();
+    if (!take('"')) return false;
+    while (pos_ < text_.size()) {
+      const auto c = static_cast<unsigned char>(text_[pos_]);
+      if (c == '"') {
+        ++pos_;
+        return true;
+      }
+      if (c < 0x20) return false;
+      if (c == '\\') {
+        if (!escape(out)) return false;
+      } else if (c < 0x80) {
+        out.push_back(static_cast<char>(c));
+        ++pos_;
+      } else {
+        const int n = unicode::sequence_length(text_.substr(pos_, 4));
+        if (n < 0) return false;
+        out.append(text_.substr(pos_, static_cast<std::size_t>(n)));
+        pos_ += static_cast<std::size_t>(n);
+      }
+    }
+    return false;
+  }
+
+  bool escape(std::string& out) {
+    if (pos_ + 1 >= text_.size()) return false;
+    const char e = text_[pos_ + 1];
+    pos_ += 2;
+    switch (e) {
+      case '"': out.push_back('"'); return true;
+      case '\\': out.push_back('\\'); return true;
+      case '/': out.push_back('/'); return true;
+      case 'b': out.push_back('\b'); return true;
+      case 'f': out.push_back('\f'); return true;
+      case 'n': out.push_back('\n'); return true;
+      case 'r': out.push_back('\r'); return true;
+      case 't': out.push_back('\t'); return true;
+      case 'u': break;
+      default: return false;
+    }
+    std::uint32_t cp = 0;
+    if (!hex4(cp)) return false;
+    if (cp >= 0xD800 && cp <= 0xDBFF) {  // a high surrogate: a low one must follow
+      std::uint32_t low = 0;
+      if (pos_ + 1 >= text_.size() || text_[pos_] != '\\' || text_[pos_ + 1] != 'u') return false;
+      pos_ += 2;
+      if (!hex4(low) || low < 0xDC00 || low > 0xDFFF) return false;
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+    } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+      return false;
+    }
+    if (cp < 0x80) {
+      out.push_back(static_cast<char>(cp));
+    } else if (cp < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else if (cp < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+    }
+    return true;
+  }
+
+  bool hex4(std::uint32_t& value) {
+    if (pos_ + 4 > text_.size()) return false;
+    value = 0;
+    for (int k = 0; k < 4; ++k) {
+      const char c = text_[pos_++];
+      int d = -1;
+      if (c >= '0' && c <= '9') d = c - '0';
+      if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+      if (d < 0) return false;
+      value = value * 16 + static_cast<std::uint32_t>(d);
+    }
+    return true;
+  }
+
+  // A non-negative integer in [0, max_id] written as JSON writes integers (no sign, no leading
+  // zero, no fraction or exponent).
+  bool integer(std::int64_t& value) {
+    const std::size_t start = pos_;
+    value = 0;
+    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
+      value = value * 10 + (text_[pos_] - '0');
+      if (value > max_id_) return false;
+      ++pos_;
+    }
+    if (pos_ == start || (text_[start] == '0' && pos_ - start > 1)) return false;
+    return pos_ == text_.size() || (text_[pos_] != '.' && text_[pos_] != 'e' && text_[pos_] != 'E');
+  }
+
+  void space() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\n' || text_[pos_] == '\r' || text_[pos_] == '\t')) ++pos_;
+  }
+  char peek() const { return pos_ < text_.size() ? text_[pos_] : '\0'; }
+  bool take(char c) {
+    if (peek() != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  std::string_view text_;
+  std::int64_t max_id_;
+  std::size_t pos_ = 0;
+  std::pair<std::size_t, std::size_t> vocab_{0, 0}, merges_{0, 0};  // where the two values are in text_
+};
+
 inline const nlohmann::json* member(const nlohmann::json& j, std::string_view key) {
   if (!j.is_object()) return nullptr;
   const auto it = j.find(std::string(key));
@@ -283,7 +587,11 @@ class TokenizerJsonBackend {
     auto state = std::make_shared<State>();
     State& s = *state;
     s.name = name;
-    s.load(parse_object(tokenizer_json, name), nullptr);
+    if (auto scanned = detail::ModelTableScanner::scan(tokenizer_json, max_id)) {
+      s.load(parse_object(scanned->rest, name), &scanned->tables);
+    } else {
+      s.load(parse_object(tokenizer_json, name), nullptr);
+    }
     if (!tokenizer_config.empty()) s.load_config(parse_object(tokenizer_config, config_name), config_name);
     s.finish();
     TokenizerJsonBackend b;
