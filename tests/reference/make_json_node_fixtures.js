@@ -15,8 +15,10 @@
 // Run from the repository root, with the package in a git-ignored folder and the tarballs of
 // ../shared/tokenizers extracted somewhere:
 //   npm install --prefix .node @anush008/tokenizers
-//   node tests/reference/make_json_node_fixtures.js tests/data/bpe \
-//     llama2=../shared/tokenizers/llama2-json gemma3=DIR gptoss=DIR deepseek_v3=DIR
+//   node tests/reference/make_json_node_fixtures.js tests/data/bpe llama2=../shared/tokenizers/llama2-json \
+//     llama2_model=../shared/tokenizers/llama2 gemma3=DIR gptoss=DIR deepseek_v3=DIR
+// (../shared/tokenizers/llama2-json's vocabulary is Mistral 7B's, not that of llama2/tokenizer.model:
+// json_llama2_converted.json comes from llama2/tokenizer.model converted as transformers does.)
 const path = require('path');
 const fs = require('fs');
 const os = require('os');
@@ -129,6 +131,90 @@ async function variant(name, seed, edit) {
   fs.unlinkSync(file);
 }
 
+// A SentencePiece tokenizer.model (protobuf ModelProto) converted to tokenizer.json as
+// transformers' LlamaConverter does (legacy: Prepend + Replace, no pre-tokenizer; merges from
+// the vocabulary as SentencePieceExtractor makes them, ordered by the merged piece's score, then
+// the lengths of its two parts, longest first; ties keep their order). The test
+// tokenizer_json_reference_test.cpp converts the same file the same way through libsentencepiece.
+function readModelProto(file) {
+  const buf = fs.readFileSync(file);
+  let pos = 0;
+  const varint = () => { let v = 0, shift = 0, b; do { b = buf[pos++]; v += (b & 0x7f) * 2 ** shift; shift += 7; } while (b & 0x80); return v; };
+  const pieces = [];
+  while (pos < buf.length) {
+    const tag = varint(), field = Math.floor(tag / 8), wire = tag & 7;
+    if (wire === 0) { varint(); continue; }
+    if (wire === 5) { pos += 4; continue; }
+    if (wire === 1) { pos += 8; continue; }
+    const len = varint(), end = pos + len;
+    if (field === 1) {  // SentencePiece { string piece = 1; float score = 2; Type type = 3; }
+      const p = { piece: '', score: 0, type: 1 };
+      while (pos < end) {
+        const t = varint(), f = Math.floor(t / 8), w = t & 7;
+        if (f === 1 && w === 2) { const l = varint(); p.piece = buf.toString('utf8', pos, pos + l); pos += l; }
+        else if (f === 2 && w === 5) { p.score = buf.readFloatLE(pos); pos += 4; }
+        else if (f === 3 && w === 0) { p.type = varint(); }
+        else if (w === 0) varint(); else if (w === 5) pos += 4; else if (w === 1) pos += 8; else { const l = varint(); pos += l; }
+      }
+      pieces.push(p);
+    }
+    pos = end;
+  }
+  return pieces;
+}
+
+function convertLlamaModel(file) {
+  const pieces = readModelProto(file);
+  const scores = pieces.map((p, i) => (i < 3 ? 0 : p.score));
+  const vocab = {};
+  pieces.forEach((p, i) => { vocab[p.piece] = i; });
+  const merges = [];
+  pieces.forEach((p, i) => {
+    const chars = [...p.piece];
+    const local = [];
+    for (let k = 1; k < chars.length; ++k) {
+      const l = chars.slice(0, k).join(''), r = chars.slice(k).join('');
+      if (l in vocab && r in vocab) local.push([l, r, scores[i], k, chars.length - k]);
+    }
+    local.sort((a, b) => vocab[a[0]] - vocab[b[0]] || vocab[a[1]] - vocab[b[1]]);
+    merges.push(...local);
+  });
+  merges.sort((a, b) => b[2] - a[2] || b[3] - a[3] || b[4] - a[4]);
+  const added = pieces.map((p, i) => [p, i]).filter(([p, i]) => i < 3 || p.type === 3 || p.type === 4)
+    .map(([p, i]) => ({ id: i, content: p.piece, single_word: false, lstrip: false, rstrip: false, normalized: false,
+                        special: i < 3 || p.type === 3 }));
+  return { version: '1.0', truncation: null, padding: null, added_tokens: added,
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Prepend', prepend: '\u2581' },
+                                                  { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] },
+    pre_tokenizer: null,
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<s>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+                      pair: [], special_tokens: { '<s>': { id: '<s>', ids: [1], tokens: ['<s>'] } } },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' },
+                                            { type: 'Fuse' }, { type: 'Strip', content: ' ', start: 1, stop: 0 }] },
+    model: { type: 'BPE', dropout: null, unk_token: '<unk>', continuing_subword_prefix: null, end_of_word_suffix: null,
+             fuse_unk: true, byte_fallback: true, ignore_merges: false, vocab, merges: merges.map(m => [m[0], m[1]]) } };
+}
+
+// Llama 2's tokenizer.model converted: ids of tests/data/tokenizer_fixtures.json's texts, whose
+// SentencePiece ids that file records, so that the two backends can be compared where they agree.
+async function convertedFixture(modelFile) {
+  const file = path.join(os.tmpdir(), 'maskgen-llama2-converted.json');
+  fs.writeFileSync(file, JSON.stringify(convertLlamaModel(modelFile)));
+  const tok = Tokenizer.fromFile(file);
+  const texts = [...fixtureTexts(), ...randomTexts(43, 200)];
+  const out = { reference: REFERENCE, converted_from: 'llama2/tokenizer.model (LlamaConverter, legacy)', texts, ids: [],
+                ids_with_special: [], decoded_keep: [] };
+  for (const t of texts) {
+    out.ids.push(await encodeIds(tok, t, false));
+    const withSpecial = await encodeIds(tok, t, true);
+    out.ids_with_special.push(withSpecial);
+    out.decoded_keep.push(await tok.decode(withSpecial, false));
+  }
+  fs.unlinkSync(file);
+  fs.writeFileSync(path.join(outDir, 'json_llama2_converted.json'), JSON.stringify(out) + '\n');
+  console.log('wrote llama2_converted', texts.length, 'texts');
+}
+
 const META = { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false };
 const LLAMA2_DECODER = { type: 'Sequence', decoders: [
   { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' },
@@ -139,6 +225,7 @@ const LLAMA2_DECODER = { type: 'Sequence', decoders: [
   if (dirs.gemma3) await fixture('gemma3', path.join(dirs.gemma3, 'tokenizer.json'), 13, 400);
   if (dirs.gptoss) await fixture('gptoss', path.join(dirs.gptoss, 'tokenizer.json'), 17, 400);
   if (dirs.deepseek_v3) await fixture('deepseek_v3', path.join(dirs.deepseek_v3, 'tokenizer.json'), 19, 400);
+  if (dirs.llama2_model) await convertedFixture(path.join(dirs.llama2_model, 'tokenizer.model'));
   if (!dirs.llama2) return;
   // Mistral and "legacy: false" Llama files: Metaspace instead of Prepend + Replace.
   await variant('llama2_metaspace_first', 23, { normalizer: null, pre_tokenizer: META, decoder: META });
