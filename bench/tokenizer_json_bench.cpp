@@ -1,4 +1,5 @@
-// The tokenizer.json backend (Qwen3's file from ../shared) on bench/data/mixed_zh_en.txt: load time,
+// The tokenizer.json backend (Qwen3's file from ../shared, or the one MASKGEN_BENCH_TOKENIZER
+// names) on bench/data/mixed_zh_en.txt: load time,
 // one text, and encode_batch of 64 and 1024 texts (about 200 characters, Chinese and English).
 // Counter: texts per second. Its peer, Hugging Face tokenizers on the same file and texts, is
 // bench/peer/hf_tokenizers.js; bench/RESULTS.md has the command that runs them in turns.
@@ -13,9 +14,14 @@
 
 namespace {
 
+// MASKGEN_BENCH_TOKENIZER: qwen3 (default), llama3, llama2-json, or one that ../shared keeps as a
+// tarball (gemma3, gptoss, deepseek_v3: extracted into the build folder at configure time).
 std::filesystem::path tokenizer_dir() {
-  const char* name = std::getenv("MASKGEN_BENCH_TOKENIZER");  // qwen3 (default) or llama3
-  return std::filesystem::path(MASKGEN_SHARED_DIR) / "tokenizers" / (name ? name : "qwen3");
+  const char* env = std::getenv("MASKGEN_BENCH_TOKENIZER");
+  const std::string name = env ? env : "qwen3";
+  const auto shared = std::filesystem::path(MASKGEN_SHARED_DIR) / "tokenizers" / name;
+  if (std::filesystem::exists(shared / "tokenizer.json")) return shared;
+  return std::filesystem::path(MASKGEN_EXTRACTED_TOKENIZERS_DIR) / name;
 }
 
 const std::vector<std::string>& texts() {

@@ -248,6 +248,37 @@ TEST(BadInput, R25_TokenizerFileMissing) {
   expect_error<io_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {tmp.path().string()});
 }
 
+// A hostile SentencePiece-style tokenizer.json beside a tokenizer.model: a broken file is an
+// error naming the field, never quietly replaced by the other backend (only a component maskgen
+// does not implement falls back to tokenizer.model).
+TEST(BadInput, R25b_HostileSentencePieceStyleTokenizerJson) {
+  MASKGEN_REQUIRE_SHARED(maskgen::test::shared_dir() / "tokenizers/llama2-json/tokenizer.json");
+  maskgen::test::TempDir tmp;
+  fs::copy_file(maskgen::test::shared_dir() / "models/stories260K/tokenizer.model", tmp.path() / "tokenizer.model");
+  const auto base = nlohmann::json::parse(maskgen::test::read_bytes(maskgen::test::shared_dir() / "tokenizers/llama2-json/tokenizer.json"));
+  const auto write = [&](const std::function<void(nlohmann::json&)>& edit) {
+    auto j = base;
+    edit(j);
+    std::ofstream(tmp.path() / "tokenizer.json") << j.dump();
+  };
+  write([](auto& j) {  // byte_fallback without the byte piece of 'A' (renamed, so the ids still run without gaps)
+    auto& v = j["model"]["vocab"];
+    v["<0x41>?"] = v["<0x41>"];
+    v.erase("<0x41>");
+  });
+  expect_error<format_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {"tokenizer.json", "byte_fallback", "<0x41>"});
+  write([](auto& j) { j["model"]["vocab"]["<0x0a>"] = 32000; });  // decodes as a byte, but not byte fallback's spelling
+  expect_error<format_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {"model.vocab", "<0x0a>"});
+  write([](auto& j) { j["model"]["vocab"]["<0x0A>"] = 4000000000; });  // an id past int32
+  expect_error<format_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {"model.vocab", "4000000000"});
+  write([](auto& j) { j["decoder"]["decoders"][3]["stop"] = "all"; });
+  expect_error<format_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {"decoder Strip.stop"});
+  write([](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", ""}}; });
+  expect_error<format_error>([&] { maskgen::load_tokenizer(tmp.path()); }, {"Metaspace.replacement", "one character"});
+  write([](auto& j) { j["normalizer"]["normalizers"][0] = {{"type", "Precompiled"}, {"precompiled_charsmap", "AAAA"}}; });
+  EXPECT_EQ(maskgen::load_tokenizer(tmp.path()).backend().kind(), "tokenizer.model");  // unsupported: falls back
+}
+
 TEST(BadInput, R26_ChatTemplateSyntaxOrUnsupported) {
   expect_error<maskgen::template_error>([] { maskgen::ChatTemplate("a\n{% if x %}b"); }, {"line"});
   expect_error<maskgen::unsupported_template_error>([] { maskgen::ChatTemplate("a\n{% include 'x' %}"); }, {"line 2", "include"});

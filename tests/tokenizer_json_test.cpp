@@ -382,6 +382,170 @@ TEST(TokenizerJsonFile, CorruptFilesAreFormatErrors) {
                                {"/nonexistent/tokenizer.json"});
 }
 
+// A small SentencePiece-style tokenizer.json written here (Llama 2's components): <unk> <s> </s>,
+// the 256 byte pieces <0x00>..<0xFF> (ids 3..258), then ▁ a b ▁a ab ▁ab 𠀀 (259..265).
+nlohmann::json tiny_sp_json() {
+  auto j = nlohmann::json::parse(R"({
+    "version": "1.0", "added_tokens": [
+      {"id": 0, "content": "<unk>", "special": true, "lstrip": false, "rstrip": false, "single_word": false, "normalized": false},
+      {"id": 1, "content": "<s>", "special": true, "lstrip": false, "rstrip": false, "single_word": false, "normalized": false},
+      {"id": 2, "content": "</s>", "special": true, "lstrip": false, "rstrip": false, "single_word": false, "normalized": false}],
+    "normalizer": {"type": "Sequence", "normalizers": [{"type": "Prepend", "prepend": "▁"},
+                                                        {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
+    "pre_tokenizer": null,
+    "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                                                                {"Sequence": {"id": "A", "type_id": 0}}],
+                       "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+    "decoder": {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": "▁"}, "content": " "},
+                                                  {"type": "ByteFallback"}, {"type": "Fuse"},
+                                                  {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+    "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>", "fuse_unk": true, "byte_fallback": true,
+              "vocab": {"<unk>": 0, "<s>": 1, "</s>": 2}, "merges": ["▁ a", ["a", "b"], "▁a b"]}})");
+  auto& vocab = j["model"]["vocab"];
+  for (int b = 0; b < 256; ++b) {
+    char piece[8];
+    std::snprintf(piece, sizeof piece, "<0x%02X>", b);
+    vocab[piece] = 3 + b;
+  }
+  int id = 259;
+  for (const char* piece : {"▁", "a", "b", "▁a", "ab", "▁ab", "𠀀"}) vocab[piece] = id++;
+  return j;
+}
+
+TEST(TokenizerJsonFile, SentencePieceStyleByHand) {
+  const AutoTokenizer tok(TokenizerJsonBackend::from_json(tiny_sp_json().dump()));
+  EXPECT_FALSE(tok.backend().tokenizer_json()->byte_level());
+  EXPECT_EQ(tok.vocab_size(), 266);
+  // "ab" is normalized to "▁ab": ▁ a b, then "▁ a" (rank 0) and "▁a b" (rank 2).
+  EXPECT_EQ(tok.encode("ab"), (Ids{1, 264}));
+  EXPECT_EQ(tok.encode("ab ab", {.add_bos = false}), (Ids{264, 264}));
+  // "c" has no piece: its byte 0x63 is <0x63>, id 3 + 0x63; "é" is two bytes C3 A9.
+  EXPECT_EQ(tok.encode("c", {.add_bos = false}), (Ids{259, 3 + 0x63}));
+  EXPECT_EQ(tok.encode("é", {.add_bos = false}), (Ids{259, 3 + 0xC3, 3 + 0xA9}));
+  EXPECT_EQ(tok.encode("𠀀", {.add_bos = false}), (Ids{259, 265}));  // a piece: no fallback
+  // Each piece between added tokens is normalized alone: "▁" comes back after <s>.
+  EXPECT_EQ(tok.encode("<s>ab", {.add_bos = false}), (Ids{1, 264}));
+  // Decoding: ▁ becomes a space, byte pieces join into their character, the first space goes.
+  EXPECT_EQ(tok.decode(Ids{259, 3 + 0x63}), "c");
+  EXPECT_EQ(tok.decode(Ids{264, 259, 3 + 0xC3, 3 + 0xA9}), "ab é");
+  EXPECT_EQ(tok.decode(Ids{1, 264}, {.skip_special_tokens = false}), "<s> ab");
+  // A run of byte pieces that is not UTF-8 as a whole: one U+FFFD per piece (tokenizers' rule).
+  EXPECT_EQ(tok.decode(Ids{3 + 0xC3, 3 + 0xA9, 3 + 0xC3, 260}), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD" "a");
+  EXPECT_EQ(tok.id_to_piece(262), "▁a");
+  EXPECT_EQ(tok.piece_to_id("<0x41>"), 3 + 0x41);
+  // Without byte fallback: the unknown token, fused over a run of unknown characters, or not.
+  auto j = tiny_sp_json();
+  j["model"]["byte_fallback"] = false;
+  EXPECT_EQ(AutoTokenizer(TokenizerJsonBackend::from_json(j.dump())).encode("cd", {.add_bos = false}), (Ids{259, 0}));
+  j["model"]["fuse_unk"] = false;
+  EXPECT_EQ(AutoTokenizer(TokenizerJsonBackend::from_json(j.dump())).encode("cd", {.add_bos = false}), (Ids{259, 0, 0}));
+}
+
+TEST(TokenizerJsonFile, ScannerAndDocumentReadTheSameTables) {
+  // The vocabulary and merges are read by a scanner of their own; the same file written with
+  // every character escaped (surrogate pairs for 𠀀), indented, or with the tables in the other
+  // order must give the same tokenizer.
+  const auto j = tiny_sp_json();
+  const std::vector<std::string> texts = {"ab ab", "c é 𠀀 x", "<s>a</s>b", ""};
+  const AutoTokenizer plain(TokenizerJsonBackend::from_json(j.dump()));
+  // nlohmann_json writes keys sorted, "merges" before "vocab"; the real files have vocab first.
+  for (const std::string& text : {j.dump(-1, ' ', true), j.dump(2)}) {
+    const AutoTokenizer tok(TokenizerJsonBackend::from_json(text));
+    for (const auto& t : texts) EXPECT_EQ(tok.encode(t), plain.encode(t)) << t;
+    EXPECT_EQ(tok.vocab_size(), plain.vocab_size());
+  }
+  auto model = nlohmann::ordered_json::parse(j["model"].dump());
+  nlohmann::ordered_json model_vocab_first;
+  model_vocab_first["vocab"] = model["vocab"];
+  for (const auto& [key, value] : model.items()) {
+    if (key != "vocab") model_vocab_first[key] = value;
+  }
+  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(j.dump());
+  doc["model"] = model_vocab_first;
+  const AutoTokenizer tok(TokenizerJsonBackend::from_json(doc.dump()));
+  for (const auto& t : texts) EXPECT_EQ(tok.encode(t), plain.encode(t)) << t;
+}
+
+TEST(TokenizerJsonFile, HostileSentencePieceStyleFilesAreTypedErrors) {
+  const auto check = [](auto error, const std::function<void(nlohmann::json&)>& edit,
+                        std::initializer_list<std::string_view> words) {
+    auto j = tiny_sp_json();
+    edit(j);
+    test::expect_error<decltype(error)>([&] { (void)TokenizerJsonBackend::from_json(j.dump(), {}, "x/tokenizer.json"); }, words);
+  };
+  const format_error bad("");
+  const unsupported_error refused("");
+  // byte_fallback without all 256 byte pieces
+  check(bad, [](auto& j) {
+    auto& v = j["model"]["vocab"];
+    v["<0x41>x"] = v["<0x41>"];
+    v.erase("<0x41>");
+  }, {"x/tokenizer.json", "byte_fallback", "<0x41>"});
+  // pieces the ByteFallback decoder reads as a byte, but not written as byte fallback writes them
+  check(bad, [](auto& j) { j["model"]["vocab"]["<0x0a>"] = 266; }, {"model.vocab", "<0x0a>", "<0x0A>"});
+  check(bad, [](auto& j) { j["model"]["vocab"]["<0x+A>"] = 266; }, {"model.vocab", "<0x+A>"});
+  // huge claims: ids past the file, an id past int32, a Strip count below zero
+  check(bad, [](auto& j) { j["model"]["vocab"]["z"] = 2000000000; }, {"2000000000", "without gaps"});
+  check(bad, [](auto& j) { j["model"]["vocab"]["z"] = 99999999999; }, {"model.vocab", "99999999999"});
+  check(bad, [](auto& j) { j["decoder"]["decoders"][3]["start"] = -1; }, {"decoder Strip.start"});
+  // an added token whose id is not the one tokenizers gives it
+  check(bad, [](auto& j) { j["added_tokens"][1]["id"] = 5; }, {"added_tokens", "<s>", "tokenizers gives it 1"});
+  // Metaspace's one-character fields and scheme
+  check(bad, [](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "ab"}}; },
+        {"pre_tokenizer Metaspace.replacement", "one character"});
+  check(bad, [](auto& j) { j["pre_tokenizer"] = {{"type", "Metaspace"}, {"prepend_scheme", "sometimes"}}; },
+        {"prepend_scheme", "sometimes"});
+  // components and combinations maskgen does not implement
+  check(refused, [](auto& j) { j["normalizer"]["normalizers"][1]["pattern"] = {{"Regex", " +"}}; }, {"normalizer Replace"});
+  check(refused, [](auto& j) { j["normalizer"]["normalizers"][1]["pattern"] = {{"String", ""}}; }, {"normalizer Replace", "empty"});
+  check(refused, [](auto& j) { j["normalizer"] = {{"type", "Precompiled"}}; }, {"normalizer", "Precompiled"});
+  check(refused, [](auto& j) { j["decoder"] = nullptr; }, {"decoder"});
+  check(refused, [](auto& j) { j["decoder"] = {{"type", "ByteLevel"}}; }, {"pre_tokenizer", "ByteLevel decoder"});
+  check(refused, [](auto& j) { j["decoder"]["decoders"][1] = {{"type", "CTC"}}; }, {"decoder", "CTC"});
+  check(refused, [](auto& j) {
+    j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Contiguous"}};
+  }, {"pre_tokenizer Split", "Contiguous"});
+  check(refused, [](auto& j) { j["pre_tokenizer"] = {{"type", "ByteLevel"}}; }, {"decoder", "ByteLevel"});
+  // malformed text inside the tables (read by the scanner): the document's errors
+  const std::string text = tiny_sp_json().dump();
+  const auto corrupt = [&](std::string_view from, std::string_view to, std::initializer_list<std::string_view> words) {
+    std::string t = text;
+    const auto at = t.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    t.replace(at, from.size(), to);
+    test::expect_error<format_error>([&] { (void)TokenizerJsonBackend::from_json(t, {}, "x/tokenizer.json"); }, words);
+  };
+  corrupt("\"ab\":263", "\"a\\xb\":263", {"x/tokenizer.json", "not valid JSON"});
+  corrupt("\"ab\":263", "\"\\ud800\":263", {"x/tokenizer.json", "not valid JSON"});
+  corrupt("\"ab\":263", "\"ab\":263.0", {"model.vocab", "263.0"});
+  corrupt("\"ab\":263", "\"a\":263", {"model.vocab", "twice"});  // a key given twice (the document keeps one)
+  corrupt("\"▁a b\"", "\"▁a  b\"", {"merge 2", "not two tokens"});
+  test::expect_error<format_error>([&] { (void)TokenizerJsonBackend::from_json(text.substr(0, text.size() / 2), {}, "x/tokenizer.json"); },
+                                   {"x/tokenizer.json", "not valid JSON"});
+  // A huge Strip count only bounds a loop (tokenizers itself would panic on a stop past the text).
+  auto j = tiny_sp_json();
+  j["decoder"]["decoders"][3]["start"] = 1000000000000;
+  j["decoder"]["decoders"][3]["stop"] = 1000000000000;
+  const AutoTokenizer tok(TokenizerJsonBackend::from_json(j.dump()));
+  EXPECT_EQ(tok.decode(Ids{259, 259, 264, 259}), "ab");
+  EXPECT_EQ(tok.decode(Ids{259}), "");
+}
+
+TEST(LoadTokenizer, PrefersASentencePieceStyleTokenizerJsonToTokenizerModel) {
+  MASKGEN_REQUIRE_SHARED(test::shared_dir() / "tokenizers/llama2/tokenizer.model");
+  MASKGEN_REQUIRE_SHARED(test::shared_dir() / "tokenizers/llama2-json/tokenizer.json");
+  test::TempDir dir;
+  std::filesystem::copy_file(test::shared_dir() / "tokenizers/llama2/tokenizer.model", dir.path() / "tokenizer.model");
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(test::shared_dir() / "tokenizers/llama2-json" / name, dir.path() / name);
+  }
+  const auto tok = load_tokenizer(dir.path());
+  EXPECT_EQ(tok.backend().kind(), "tokenizer.json");
+  EXPECT_EQ(tok.bos_id(), 1);
+  EXPECT_EQ(tok.eos_id(), 2);
+  EXPECT_TRUE(tok.adds_bos_by_default());
+}
+
 TEST(LoadTokenizer, PrefersTokenizerJsonAndFallsBackToTokenizerModel) {
   MASKGEN_REQUIRE_SHARED(test::shared_dir() / "models/stories260K/tokenizer.model");
   test::TempDir dir;

@@ -1,8 +1,10 @@
 #pragma once
 // Tokenizer<Backend>: text to padded batches and back, over a backend that turns one text into ids.
 // Backends: SentencePieceBackend (tokenizer.model; the default) and TokenizerJsonBackend
-// (tokenizer.json, byte-level BPE: Qwen2/2.5/3, Llama 3). load_tokenizer(dir) picks whichever a
-// model folder holds and returns an AutoTokenizer. DecodeStream turns generated ids into text one
+// (tokenizer.json with a BPE model: byte-level as Qwen2/2.5/3, Llama 3, gpt-oss, DeepSeek V3, or
+// SentencePiece-style as Llama 2, Mistral, Gemma 3). load_tokenizer(dir) picks the tokenizer.json
+// of a model folder when it has one that maskgen implements, else its tokenizer.model, and
+// returns an AutoTokenizer. DecodeStream turns generated ids into text one
 // token at a time without ever cutting a character in two, in the context of the ids before them.
 //
 // Ids without a piece: a model's vocab_size is often larger than its tokenizer (Qwen2/2.5/3:
@@ -292,7 +294,7 @@ class AnyTokenizerBackend {
   std::string decode(std::span<const std::int32_t> ids, bool skip_special) const {
     return visit([&](const auto& b) { return b.decode(ids, skip_special); });
   }
-  // The raw bytes of `ids` where the backend has them (tokenizer.json), else nullopt.
+  // The raw bytes of `ids` where the backend has them (a byte-level tokenizer.json), else nullopt.
   std::optional<std::string> decode_bytes(std::span<const std::int32_t> ids, bool skip_special) const {
     if (const auto* json = std::get_if<TokenizerJsonBackend>(&backend_)) return json->decode_bytes(ids, skip_special);
     return std::nullopt;
@@ -325,9 +327,10 @@ class AnyTokenizerBackend {
 using AutoTokenizer = Tokenizer<AnyTokenizerBackend>;
 
 // The tokenizer of a model folder: tokenizer.json (with tokenizer_config.json beside it) when
-// present, else tokenizer.model. A tokenizer.json that uses a component maskgen does not
-// implement falls back to tokenizer.model when the folder has one (logged as a warning), and is
-// refused with unsupported_error when it does not.
+// present, else tokenizer.model. So a folder with both (Llama 2, TinyLlama, Mistral) uses its
+// tokenizer.json, as transformers' fast tokenizers do. A tokenizer.json that uses a component
+// maskgen does not implement falls back to tokenizer.model when the folder has one (logged as a
+// warning), and is refused with unsupported_error when it does not.
 inline AutoTokenizer load_tokenizer(const std::filesystem::path& dir) {
   std::error_code ec;
   const auto json = dir / "tokenizer.json", model = dir / "tokenizer.model";
@@ -359,12 +362,18 @@ inline AutoTokenizer load_tokenizer(const std::filesystem::path& dir) {
 //   decode(prefix) + put()s + finish() == decode(prefix + ids).
 // (One exception: a prefix that ends inside a character, whose bytes decode(prefix) shows as
 // U+FFFD. Those bytes are held as if the stream had them, so the character comes out whole with
-// the id that completes it, and the equality holds with decode(prefix) cut before them.)
+// the id that completes it, and the equality holds with decode(prefix) cut before them. Another:
+// with a SentencePiece-style tokenizer.json, ids whose run of byte pieces is not valid UTF-8 as a
+// whole, which decode() shows as one U+FFFD per piece even where the run held whole characters
+// before the bad byte; the stream has shown those characters by then. Encoded text never gives
+// such a run: only generated ids can.)
 //
 // Ids without a piece decode to nothing (see the top of this file); a negative id throws.
 //
-// How: with tokenizer.json, decoding is the concatenation of each id's bytes, so the stream keeps
-// the bytes of an unfinished character only. With SentencePiece it decodes a short window, the
+// How: with a byte-level tokenizer.json, decoding is the concatenation of each id's bytes, so the
+// stream keeps the bytes of an unfinished character only. With SentencePiece (tokenizer.model or a
+// SentencePiece-style tokenizer.json, whose decoders strip a leading space and join byte pieces
+// the same way) it decodes a short window, the
 // new ids after the last ids already shown (enough of them that their own text is not empty, so
 // the first new piece keeps its leading space), and returns what the window's text adds; text is
 // held back while the last pieces are the byte-fallback pieces of a character not yet complete.
@@ -410,7 +419,7 @@ class DecodeStream {
     window_.push_back(id);
     if (unfinished_ids() > 0) return {};  // the last pieces are bytes of a character not yet complete
     const std::string text = decode(window_);
-    std::string out = text.size() > emitted_ ? text.substr(emitted_) : std::string();
+    std::string out = after_context(text);
     const std::size_t context = context_length(window_);
     window_.erase(window_.begin(), window_.end() - static_cast<std::ptrdiff_t>(context));
     return out;
@@ -424,11 +433,12 @@ class DecodeStream {
       out = unicode::repaired(pending_);
     } else if (!window_.empty()) {
       const std::string text = decode(window_);
-      if (text.size() > emitted_) out = text.substr(emitted_);
+      out = after_context(text);
     }
     pending_.clear();
     window_.clear();
-    emitted_ = 0;
+    context_text_.clear();
+    context_ids_ = 0;
     return out;
   }
 
@@ -454,20 +464,48 @@ class DecodeStream {
   }
 
   // SentencePiece: how many ids at the end of `ids` shown so far are a context for what follows,
-  // and sets emitted_ to the size of their text. A piece's text depends on what comes before it
+  // and sets context_text_ to their text and context_ids_ to their number. A piece's text depends on what comes before it
   // in two ways only: the first piece of a text loses its leading space, and byte-fallback pieces
   // are decoded together. So ids whose own text is not empty are enough (they end on a whole
   // character: put() and the constructor never cut one). Lengths 1, 2, 4, ... are tried; all of
   // `ids` when none has text (they are all there is, so nothing is left out).
+  //
+  // The context never starts inside a character spelled in byte pieces (on a piece of a
+  // continuation byte): tokenizer.json's ByteFallback decoder turns a run of byte pieces that is
+  // not valid UTF-8 as a whole into one U+FFFD per piece, so the run in the window must begin
+  // where a character does.
   std::size_t context_length(std::span<const std::int32_t> ids) {
     std::size_t length = 0;
-    emitted_ = 0;
+    context_text_.clear();
     while (length < ids.size()) {
       length = std::min(ids.size(), std::max<std::size_t>(1, 2 * length));
-      emitted_ = decode(ids.last(length)).size();
-      if (emitted_ > 0) break;
+      for (int k = 0; k < 3 && length < ids.size(); ++k) {
+        const auto byte = byte_of(ids[ids.size() - length]);
+        if (!byte || (*byte & 0xC0) != 0x80) break;
+        ++length;
+      }
+      context_text_ = decode(ids.last(length));
+      if (!context_text_.empty()) break;
     }
+    context_ids_ = length;
     return length;
+  }
+
+  // What the window's text adds to its context's. Only where the context's text changes when
+  // more ids follow (a run of byte pieces that is invalid UTF-8 as a whole, which tokenizer.json's
+  // ByteFallback decoder turns into U+FFFDs entirely) the new ids are decoded without it.
+  std::string after_context(const std::string& text) const {
+    if (text.compare(0, context_text_.size(), context_text_) == 0) return text.substr(context_text_.size());
+    return decode(std::span<const std::int32_t>(window_).subspan(std::min(context_ids_, window_.size())));
+  }
+
+  // The byte of a byte-fallback piece (<0x41>), else nullopt.
+  std::optional<unsigned char> byte_of(std::int32_t id) const {
+    const std::string piece = tokenizer_->backend().id_to_piece(id);
+    if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') return std::nullopt;
+    unsigned value = 0;
+    if (std::from_chars(piece.data() + 3, piece.data() + 5, value, 16).ec != std::errc()) return std::nullopt;
+    return static_cast<unsigned char>(value);
   }
 
   // SentencePiece: how many ids at the end of the window are byte-fallback pieces (<0xF0><0x9F>...)
@@ -477,21 +515,20 @@ class DecodeStream {
   std::size_t unfinished_ids() const {
     std::string bytes;
     for (auto it = window_.rbegin(); it != window_.rend() && bytes.size() < 4; ++it) {
-      const std::string piece = tokenizer_->backend().id_to_piece(*it);
-      if (piece.size() != 6 || piece.compare(0, 3, "<0x") != 0 || piece[5] != '>') break;
-      unsigned value = 0;
-      if (std::from_chars(piece.data() + 3, piece.data() + 5, value, 16).ec != std::errc()) break;
-      bytes.insert(bytes.begin(), static_cast<char>(value));
+      const auto byte = byte_of(*it);
+      if (!byte) break;
+      bytes.insert(bytes.begin(), static_cast<char>(*byte));
     }
     return unicode::incomplete_tail(bytes);
   }
 
   const Tokenizer<Backend>* tokenizer_;
   DecodeOptions options_;
-  bool byte_level_ = false;           // the backend gives raw bytes (tokenizer.json)
-  std::string pending_;               // raw bytes not yet returned (tokenizer.json)
+  bool byte_level_ = false;           // the backend gives raw bytes (byte-level tokenizer.json)
+  std::string pending_;               // raw bytes not yet returned (byte-level tokenizer.json)
   std::vector<std::int32_t> window_;  // the ids decoded together (SentencePiece)
-  std::size_t emitted_ = 0;           // bytes of the window's text already returned (SentencePiece)
+  std::string context_text_;          // the text of the window's first context_ids_ ids, already returned
+  std::size_t context_ids_ = 0;       // (SentencePiece)
 };
 
 }  // namespace maskgen

@@ -237,7 +237,7 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
                                           const ScriptedModelOptions& options = {}) {
   using maskgen::detail::cat;
   const TokenizerJsonBackend* json = tokenizer.backend().tokenizer_json();
-  if (!json || !std::filesystem::is_regular_file(tokenizer_dir / "tokenizer.json")) {
+  if (!json || !json->byte_level() || !std::filesystem::is_regular_file(tokenizer_dir / "tokenizer.json")) {
     throw unsupported_error(cat("write_scripted_model: the tokenizer of ", tokenizer_dir,
                                 " must be a tokenizer.json (byte-level BPE); a scripted model needs each token's bytes"));
   }
@@ -265,7 +265,7 @@ inline ScriptedModel write_scripted_model(const std::filesystem::path& dir, cons
   std::vector<char> usable(static_cast<std::size_t>(vocab), 1);
   for (std::int32_t id = 0; id < vocab; ++id) {
     const std::int32_t one[] = {id};
-    bytes[static_cast<std::size_t>(id)] = json->decode_bytes(one, false);
+    bytes[static_cast<std::size_t>(id)] = *json->decode_bytes(one, false);
     if (json->is_special(id)) usable[static_cast<std::size_t>(id)] = 0;
   }
   usable[static_cast<std::size_t>(*eos)] = 0;

@@ -17,9 +17,13 @@ inline std::string read_file(const std::filesystem::path& path, std::string_view
   if (!std::filesystem::is_regular_file(path, ec)) {
     throw io_error(cat(what, " ", path, " does not exist or is not a file"));
   }
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw io_error(cat(what, " ", path, " could not be read"));
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  const std::streamoff size = in.tellg();
+  if (!in || size < 0) throw io_error(cat(what, " ", path, " could not be read"));
+  std::string bytes(static_cast<std::size_t>(size), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), size);
+  if (in.gcount() != size) throw io_error(cat(what, " ", path, " could not be read"));
   return bytes;
 }
 

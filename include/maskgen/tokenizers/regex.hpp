@@ -73,7 +73,8 @@ class Regex {
     const std::string source = kind == Kind::Pattern ? rewrite_white_space(pattern) : std::string(pattern);
     int code = 0;
     PCRE2_SIZE offset = 0;
-    const std::uint32_t options = PCRE2_UTF | PCRE2_UCP | (kind == Kind::Literal ? PCRE2_LITERAL : 0u);
+    // PCRE2_LITERAL allows PCRE2_UTF but not PCRE2_UCP (which only matters to classes anyway).
+    const std::uint32_t options = PCRE2_UTF | (kind == Kind::Literal ? PCRE2_LITERAL : PCRE2_UCP);
     pcre2_code* re = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(source.data()), source.size(), options, &code,
                                    &offset, nullptr);
     if (re == nullptr) {
