@@ -193,6 +193,39 @@ TEST(BadInput, R18_HostileSizes) {
   expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"num_hidden_layers", "at most"});
 }
 
+// A mixture-of-experts config (Qwen3-MoE's keys, or another family's) that maskgen cannot run.
+TEST(BadInput, R29_MixtureOfExpertsConfigItCannotRun) {
+  auto moe = [](const char* model_type) {
+    auto j = maskgen::test::read_json(maskgen::test::model_dir("llama_gqa") / "config.json");
+    j["model_type"] = model_type;
+    j[std::string(model_type) == "qwen3_moe" || std::string(model_type) == "olmoe" ? "num_experts" : "num_local_experts"] = 8;
+    j["num_experts_per_tok"] = 2;
+    j["moe_intermediate_size"] = 16;
+    return j;
+  };
+  auto j = moe("qwen3_moe");
+  j["num_experts_per_tok"] = 9;
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"num_experts_per_tok", "is 9", "[1, 8]"});
+  j = moe("qwen3_moe");
+  j["num_experts"] = 1'000'000;
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"num_experts", "0 to 4096"});
+  j = moe("qwen3_moe");
+  j["mlp_only_layers"] = {0, 99};
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"mlp_only_layers", "99", "layer index"});
+  j = moe("qwen3_moe");
+  j.erase("moe_intermediate_size");
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"moe_intermediate_size", "missing"});
+  j = moe("gpt_oss");
+  j["swiglu_limit"] = 5.0;
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"swiglu_limit", "7.0"});
+  j = moe("olmoe");
+  j["clip_qkv"] = 8.0;
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"clip_qkv"});
+  j = moe("mixtral");
+  j["rope_parameters"] = {{"rope_type", "yarn"}, {"factor", -1.0}, {"rope_theta", 10000.0}};
+  expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"factor", "> 0"});
+}
+
 // ---- batches and generation ----
 
 TEST(BadInput, R19_MaskNotZeroOrOne) {

@@ -150,8 +150,8 @@ TEST(Config, RefusesWhatItDoesNotImplement) {
   j["model_type"] = "gpt2";
   test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"model_type", "gpt2"});
   j = llama();
-  j["rope_parameters"]["rope_type"] = "yarn";
-  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_type", "yarn"});
+  j["rope_parameters"]["rope_type"] = "dynamic";
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_type", "dynamic"});
   j = llama();
   j["rope_parameters"]["rope_type"] = "linear";  // no factor
   test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"factor"});

@@ -36,7 +36,7 @@ inline void configure_gpt_oss(const detail::ConfigReader& r, ModelConfig& c, boo
     c.rope.original_max_position_embeddings = 4096;
     c.rope.attention_factor = 0.1 * std::log(32.0) + 1.0;
   }
-  if (read_moe(r, c, {"num_local_experts", 128, 4, "intermediate_size"}, true)) {
+  if (read_moe(r, c, {"num_local_experts", nullptr, 128, 4, "intermediate_size"}, true)) {
     c.moe->router_bias = c.moe->expert_bias = true;
   }
 }

@@ -11,7 +11,7 @@ namespace maskgen::families {
 
 inline void configure_mixtral(const detail::ConfigReader& r, ModelConfig& c, bool has_layer_types) {
   configure_mistral(r, c, has_layer_types);
-  read_moe(r, c, {"num_local_experts", 8, 2, "intermediate_size"}, true);
+  read_moe(r, c, {"num_local_experts", nullptr, 8, 2, "intermediate_size"}, true);
 }
 
 inline constexpr Family mixtral{"mixtral", Architecture::Other, configure_mixtral,

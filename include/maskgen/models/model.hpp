@@ -1,6 +1,7 @@
 #pragma once
-// Model<Scalar>: a decoder-only transformer of a registered family (models/registry.hpp: llama,
-// mistral, qwen2, qwen3, smollm3), loaded from a Hugging Face folder and immutable afterwards, so
+// Model<Scalar>: a decoder-only transformer of a registered family (models/registry.hpp: Llama,
+// Mistral, Qwen, SmolLM3, Gemma, Phi-3, OLMo, Granite, and the mixture-of-experts Qwen3-MoE,
+// Mixtral, OLMoE and gpt-oss), loaded from a Hugging Face folder and immutable afterwards, so
 // one model can serve many threads: the embedding, the decoder layers (models/decoder.hpp, each
 // as its family's LayerSpec says), the final norm and the output head.
 //

@@ -11,6 +11,7 @@ namespace maskgen::families {
 // The config.json keys a family names its experts' sizes by.
 struct MoeKeys {
   const char* experts;                   // "num_experts" or "num_local_experts"
+  const char* experts_alias;             // the other spelling transformers also reads, or null
   std::int64_t default_experts;          // the config class's default where config.json leaves it out
   std::int64_t default_per_token;        // num_experts_per_tok's default
   const char* intermediate;              // "moe_intermediate_size" or "intermediate_size"
@@ -21,7 +22,14 @@ struct MoeKeys {
 // (Qwen3-MoE's num_experts 0).
 inline bool read_moe(const detail::ConfigReader& r, ModelConfig& c, const MoeKeys& keys, bool normalize_top_k) {
   using detail::cat;
-  const std::int64_t experts = r.has(keys.experts) ? r.integer(keys.experts) : keys.default_experts;
+  std::int64_t experts = r.has(keys.experts) ? r.integer(keys.experts) : keys.default_experts;
+  if (keys.experts_alias && r.has(keys.experts_alias)) {
+    const std::int64_t alias = r.integer(keys.experts_alias);
+    if (r.has(keys.experts) && alias != experts) {
+      r.fail(keys.experts_alias, cat("is ", alias, " but ", keys.experts, " is ", experts, "; they name one number"));
+    }
+    experts = alias;
+  }
   if (experts < 0 || experts > ConfigLimits::experts) {
     r.fail(keys.experts, cat("is ", experts, "; maskgen accepts 0 to ", ConfigLimits::experts));
   }

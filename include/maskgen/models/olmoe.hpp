@@ -13,7 +13,7 @@ inline void configure_olmoe(const detail::ConfigReader& r, ModelConfig& c, bool)
   c.qkv_bias = c.o_bias = r.boolean("attention_bias", false);
   c.qk_norm = QkNorm::Projection;
   if (r.has("clip_qkv")) r.fail("clip_qkv", "is set; maskgen does not clamp queries, keys and values");
-  read_moe(r, c, {"num_experts", 64, 8, "intermediate_size"}, r.boolean("norm_topk_prob", false));
+  read_moe(r, c, {"num_experts", nullptr, 64, 8, "intermediate_size"}, r.boolean("norm_topk_prob", false));
 }
 
 inline constexpr Family olmoe{"olmoe", Architecture::Other, configure_olmoe, TensorNames{},

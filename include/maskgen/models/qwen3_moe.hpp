@@ -3,7 +3,8 @@
 // mixture of experts in the sparse layers: those not in "mlp_only_layers" whose index + 1 is a
 // multiple of "decoder_sparse_step" (every layer by default). Its router's softmax is taken over
 // every expert; "norm_topk_prob" divides the k weights by their sum. Dense layers' MLPs have
-// "intermediate_size", experts "moe_intermediate_size".
+// "intermediate_size", experts "moe_intermediate_size". The experts' count is "num_experts" as
+// published (transformers 5 writes it "num_local_experts"; either is read).
 
 #include <cstdint>
 
@@ -15,7 +16,7 @@ namespace maskgen::families {
 inline void configure_qwen3_moe(const detail::ConfigReader& r, ModelConfig& c, bool has_layer_types) {
   using detail::cat;
   configure_qwen3(r, c, has_layer_types);
-  if (!read_moe(r, c, {"num_experts", 128, 8, "moe_intermediate_size"}, r.boolean("norm_topk_prob", false))) return;
+  if (!read_moe(r, c, {"num_experts", "num_local_experts", 128, 8, "moe_intermediate_size"}, r.boolean("norm_topk_prob", false))) return;
   const std::int64_t step = r.has("decoder_sparse_step") ? r.positive_int("decoder_sparse_step") : 1;
   for (std::int64_t l = 0; l < c.num_layers; ++l) c.sparse_layers[static_cast<std::size_t>(l)] = (l + 1) % step == 0;
   if (r.has("mlp_only_layers")) {
