@@ -29,7 +29,7 @@ namespace maskgen {
 // named by ModelConfig::model_type.
 enum class Architecture { Llama, Mistral, Qwen2, Qwen3, Other };
 
-enum class RopeType { Default, Linear, Llama3, LongRope };
+enum class RopeType { Default, Linear, Llama3, LongRope, Yarn };
 
 struct RopeConfig {
   RopeType type = RopeType::Default;
@@ -37,10 +37,12 @@ struct RopeConfig {
   double factor = 1.0;                               // linear, llama3 and longrope scaling factor
   double low_freq_factor = 1.0;                      // llama3
   double high_freq_factor = 4.0;                     // llama3
-  std::int64_t original_max_position_embeddings = 8192;  // llama3, longrope
+  std::int64_t original_max_position_embeddings = 8192;  // llama3, longrope, yarn
   double partial_rotary_factor = 1.0;                // the share of each head that rotates (Phi-3: 0.75)
   std::vector<double> short_factor{}, long_factor{}; // longrope: [rotary_dim / 2] divisors of the frequencies
-  double attention_factor = 1.0;                     // longrope: cos and sin are scaled by it
+  double attention_factor = 1.0;                     // longrope, yarn: cos and sin are scaled by it
+  double beta_fast = 32.0, beta_slow = 1.0;          // yarn: the rotation counts bounding the ramp
+  bool truncate = true;                              // yarn: the ramp's bounds rounded outwards to integers
 
   // The elements of a head that rotate: int(head_dim * partial_rotary_factor), as transformers.
   std::int64_t rotary_dim(std::int64_t head_dim) const {
@@ -74,6 +76,27 @@ struct RopeConfig {
     if (type == RopeType::LongRope) {
       const std::vector<double>& divisors = long_context ? long_factor : short_factor;
       for (std::size_t i = 0; i < half; ++i) inv[i] = 1.0 / (divisors[i] * std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(dim)));
+    } else if (type == RopeType::Yarn) {
+      // YaRN (transformers' _compute_yarn_parameters): dimensions that turn fewer than beta_slow
+      // times over the original context are interpolated (frequency / factor), those that turn
+      // more than beta_fast times kept, and a linear ramp over the pairs between blends the two.
+      const double original = static_cast<double>(original_max_position_embeddings);
+      auto correction = [&](double rotations) {
+        return static_cast<double>(dim) * std::log(original / (rotations * 2.0 * std::numbers::pi)) / (2.0 * std::log(theta));
+      };
+      double low = correction(beta_fast), high = correction(beta_slow);
+      if (truncate) {
+        low = std::floor(low);
+        high = std::ceil(high);
+      }
+      low = std::max(low, 0.0);
+      high = std::min(high, static_cast<double>(dim - 1));
+      if (low == high) high += 0.001;
+      for (std::size_t i = 0; i < half; ++i) {
+        const double ramp = std::clamp((static_cast<double>(i) - low) / (high - low), 0.0, 1.0);
+        const double kept = 1.0 - ramp;  // the share of the original frequency
+        inv[i] = inv[i] / factor * (1.0 - kept) + inv[i] * kept;
+      }
     } else if (type == RopeType::Linear) {
       for (auto& f : inv) f /= factor;
     } else if (type == RopeType::Llama3) {
@@ -109,6 +132,19 @@ struct ConfigLimits {
   static constexpr std::int64_t num_heads = 1024;
   static constexpr std::int64_t head_dim = 4096;
   static constexpr std::int64_t max_position_embeddings = std::int64_t{1} << 24;  // 16,777,216 tokens
+  static constexpr std::int64_t experts = 4096;  // of a mixture-of-experts layer (published: up to 512)
+};
+
+// The mixture-of-experts MLP of a model's sparse layers: a router picks experts_per_token of the
+// experts for each token, and the token's MLP output is their outputs' weighted sum.
+struct MoeConfig {
+  std::int64_t experts = 0;                   // num_experts (Mixtral, gpt-oss: num_local_experts)
+  std::int64_t experts_per_token = 0;         // num_experts_per_tok: k, <= experts
+  std::int64_t expert_intermediate_size = 0;  // each expert's gated MLP width (Qwen3-MoE: moe_intermediate_size)
+  bool normalize_top_k = false;               // the k weights are divided by their sum (norm_topk_prob;
+                                              // Mixtral and gpt-oss always)
+  bool router_bias = false;                   // the router has a bias (gpt-oss)
+  bool expert_bias = false;                   // the experts' projections have biases (gpt-oss)
 };
 
 struct ModelConfig {
@@ -141,6 +177,9 @@ struct ModelConfig {
   std::vector<char> rope_layers{};        // [num_layers] 1 where the layer applies RoPE (all but SmolLM3's NoPE layers)
   RopeConfig rope{};
   std::optional<RopeConfig> local_rope{}; // the RoPE of sliding layers where it differs (Gemma 3's local layers)
+  std::optional<MoeConfig> moe{};         // the experts of the sparse layers, where the model has any
+  std::vector<char> sparse_layers{};      // [num_layers] 1 where the layer's MLP is the mixture of experts
+  bool attention_sinks = false;           // each head's learned logit joins its softmax (gpt-oss)
   std::optional<std::int32_t> image_token_id{};  // Gemma 3 multimodal: the image placeholder, refused in prompts
   std::optional<std::int32_t> bos_token_id{};
   std::vector<std::int32_t> eos_token_ids{};  // one or several
@@ -167,6 +206,8 @@ struct ModelConfig {
     s.attention_softcap = attention_softcap;
     s.activation = activation;
     s.residual_scale = residual_scale;
+    s.sparse_mlp = l < sparse_layers.size() && sparse_layers[l];
+    s.attention_sinks = attention_sinks;
     return s;
   }
 
@@ -272,8 +313,11 @@ inline RopeConfig parse_rope_object(const nlohmann::json& params, const ConfigRe
     rope.type = RopeType::Llama3;
   } else if (type == "longrope") {
     rope.type = RopeType::LongRope;
+  } else if (type == "yarn") {
+    rope.type = RopeType::Yarn;
   } else {
-    p.fail("rope_type", cat("is \"", type, "\"; maskgen supports \"default\", \"linear\", \"llama3\" and \"longrope\""));
+    p.fail("rope_type",
+           cat("is \"", type, "\"; maskgen supports \"default\", \"linear\", \"llama3\", \"longrope\" and \"yarn\""));
   }
   rope.partial_rotary_factor = p.number("partial_rotary_factor", top.number("partial_rotary_factor", 1.0));
   if (!(rope.partial_rotary_factor > 0.0 && rope.partial_rotary_factor <= 1.0)) {
@@ -333,6 +377,37 @@ inline RopeConfig parse_rope_object(const nlohmann::json& params, const ConfigRe
     };
     rope.short_factor = factors("short_factor");
     rope.long_factor = factors("long_factor");
+  }
+  if (rope.type == RopeType::Yarn) {
+    // As transformers 5: original_max_position_embeddings from the top level, then the object,
+    // then max_position_embeddings; factor defaults to max / original; the attention factor to
+    // 0.1 ln(factor) + 1 (or DeepSeek's ratio of two such with mscale and mscale_all_dim).
+    const std::int64_t max_positions = top.positive_int("max_position_embeddings", ConfigLimits::max_position_embeddings);
+    rope.original_max_position_embeddings =
+        top.has("original_max_position_embeddings")
+            ? top.positive_int("original_max_position_embeddings", ConfigLimits::max_position_embeddings)
+            : (p.has("original_max_position_embeddings")
+                   ? p.positive_int("original_max_position_embeddings", ConfigLimits::max_position_embeddings)
+                   : max_positions);
+    const auto original = static_cast<double>(rope.original_max_position_embeddings);
+    rope.factor = p.number("factor", static_cast<double>(max_positions) / original);
+    if (!(rope.factor > 0.0 && std::isfinite(rope.factor))) p.fail("factor", cat("must be a finite number > 0, got ", rope.factor));
+    auto mscale_of = [&](double m) { return rope.factor <= 1.0 ? 1.0 : 0.1 * m * std::log(rope.factor) + 1.0; };
+    const double mscale = p.number("mscale", 0.0), mscale_all_dim = p.number("mscale_all_dim", 0.0);
+    const double fallback = mscale != 0.0 && mscale_all_dim != 0.0 ? mscale_of(mscale) / mscale_of(mscale_all_dim) : mscale_of(1.0);
+    rope.attention_factor = p.number("attention_factor", fallback);
+    if (!(rope.attention_factor > 0.0 && std::isfinite(rope.attention_factor))) {
+      p.fail("attention_factor", cat("must be a finite number > 0, got ", rope.attention_factor));
+    }
+    // transformers reads `beta or default`: 0 means the default too.
+    rope.beta_fast = p.number("beta_fast", 32.0);
+    rope.beta_slow = p.number("beta_slow", 1.0);
+    if (rope.beta_fast == 0.0) rope.beta_fast = 32.0;
+    if (rope.beta_slow == 0.0) rope.beta_slow = 1.0;
+    if (!(rope.beta_fast > 0.0 && rope.beta_slow > 0.0 && std::isfinite(rope.beta_fast) && std::isfinite(rope.beta_slow))) {
+      p.fail("beta_fast", cat("and beta_slow must be finite numbers > 0, got ", rope.beta_fast, " and ", rope.beta_slow));
+    }
+    rope.truncate = p.boolean("truncate", true);
   }
   return rope;
 }

@@ -5,15 +5,17 @@
 //
 //   h = RMSNorm(x);  a = o_proj(attention(RoPE(norm(q_proj h)), RoPE(norm(k_proj h)), v_proj h))
 //   x += RMSNorm(a) * residual_scale
-//   h = RMSNorm(x);  m = down_proj(act(gate_proj h) * up_proj h)
+//   h = RMSNorm(x);  m = down_proj(act(gate_proj h) * up_proj h)    (or the mixture of experts)
 //   x += RMSNorm(m) * residual_scale
 // where the norm before a block (h = x without it: OLMo 2) and the norm of its output (a and m as
 // they are: Llama) are the spec's NormPlacement, act is silu or GeLU-tanh, and residual_scale is 1
-// but for Granite.
+// but for Granite. A sparse layer's MLP is the mixture of experts (ops/moe.hpp): each token's
+// MLP is the weighted sum of the k experts its router picks.
 
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -22,6 +24,7 @@
 #include "../model_config.hpp"
 #include "../ops/attention.hpp"
 #include "../ops/matmul.hpp"
+#include "../ops/moe.hpp"
 #include "../ops/rms_norm.hpp"
 #include "../ops/rope.hpp"
 #include "../ops/activation.hpp"
@@ -43,8 +46,12 @@ struct DecoderWeights {
                                                // [kv_heads * head_dim] (QkNorm::Projection), else empty
   ops::Vector<Scalar> mlp_norm;                // [hidden] before the MLP, or empty (NormPlacement::After)
   ops::Vector<Scalar> mlp_out_norm;            // [hidden] of the MLP's output, or empty (NormPlacement::Before)
-  ops::WeightMatrix gate_proj, up_proj;   // [intermediate, hidden]
+  ops::WeightMatrix gate_proj, up_proj;   // [intermediate, hidden]       (dense layers)
   ops::WeightMatrix down_proj;            // [hidden, intermediate]
+  ops::Vector<Scalar> sinks;                   // [heads] LayerSpec::attention_sinks, else empty
+  ops::WeightMatrix router;               // [experts, hidden]             (sparse layers)
+  ops::Vector<Scalar> router_bias;             // [experts] or empty
+  std::vector<ops::ExpertWeights<Scalar>> experts;  // [experts]
 };
 
 // The intermediate tensors of one forward pass, reused by every layer: a prefill's are large,
@@ -56,6 +63,8 @@ struct Activations {
   ops::Matrix<Scalar> attended;  // [tokens, heads * head_dim]
   ops::Matrix<Scalar> gate, up;  // [tokens, intermediate]
   ops::Matrix<Scalar> out;       // [tokens, hidden] a block's output
+  ops::Matrix<Scalar> router;    // [tokens, experts] the router's logits
+  ops::MoeScratch<Scalar> moe;   // the routed tokens of one expert
 };
 
 // What every layer of one forward pass shares.
@@ -117,15 +126,23 @@ const ops::Matrix<Scalar>& self_attention(std::size_t l, const LayerSpec& spec, 
       spec.window ? std::optional<std::size_t>(static_cast<std::size_t>(*spec.window)) : std::nullopt;
   ops::attend(a.q, p.spans, p.cache, l, static_cast<std::size_t>(c.num_heads), static_cast<std::size_t>(c.num_kv_heads),
               static_cast<std::size_t>(c.head_dim), a.attended, p.threads, window, spec.attention_scale,
-              spec.attention_softcap);
+              spec.attention_softcap, spec.attention_sinks ? w.sinks.data() : nullptr);
   project(a.attended, w.o_proj, w.o_bias, a.out, p.threads);  // [tokens, hidden]
   return a.out;
 }
 
-// The gated MLP (SwiGLU or GeGLU).  h: [tokens, hidden] -> a.out [tokens, hidden]
+// The gated MLP (SwiGLU or GeGLU), or the mixture of experts.  h: [tokens, hidden] -> a.out [tokens, hidden]
 template <class Scalar>
-const ops::Matrix<Scalar>& mlp(const LayerSpec& spec, const DecoderWeights<Scalar>& w, const ops::Matrix<Scalar>& h,
-                               int threads, Activations<Scalar>& a) {
+const ops::Matrix<Scalar>& mlp(const LayerSpec& spec, const ModelConfig& c, const DecoderWeights<Scalar>& w,
+                               const ops::Matrix<Scalar>& h, int threads, Activations<Scalar>& a) {
+  if (spec.sparse_mlp) {
+    project(h, w.router, w.router_bias, a.router, threads);  // [tokens, experts]
+    const ops::Routing<Scalar> routing =
+        ops::route(a.router, static_cast<std::size_t>(c.moe->experts_per_token), c.moe->normalize_top_k);
+    ops::mixture_of_experts(h, routing, std::span<const ops::ExpertWeights<Scalar>>(w.experts), spec.activation, a.out,
+                            threads, a.moe);
+    return a.out;
+  }
   ops::matmul_transposed(h, w.gate_proj, a.gate, threads);  // [tokens, intermediate]
   ops::matmul_transposed(h, w.up_proj, a.up, threads);      // [tokens, intermediate]
   ops::gated_activation(a.gate, a.up, spec.activation, threads);
@@ -166,7 +183,7 @@ void decoder_layer(std::size_t l, const LayerSpec& spec, const DecoderWeights<Sc
   detail::self_attention(l, spec, w, attention_in, p);             // a.out
   detail::add_residual(spec, w.attention_out_norm, a.out, eps, x, p.threads);
   const auto& mlp_in = detail::block_input(spec, w.mlp_norm, x, eps, a.h, p.threads);
-  detail::mlp(spec, w, mlp_in, p.threads, a);                       // a.out
+  detail::mlp(spec, p.config, w, mlp_in, p.threads, a);             // a.out
   detail::add_residual(spec, w.mlp_out_norm, a.out, eps, x, p.threads);
 }
 

@@ -32,9 +32,30 @@ struct TensorNames {
   std::string_view gate_proj = "mlp.gate_proj.weight";
   std::string_view up_proj = "mlp.up_proj.weight";
   std::string_view down_proj = "mlp.down_proj.weight";
+  std::string_view sinks = "self_attn.sinks";  // [heads] (gpt-oss)
+  // The mixture of experts of a sparse layer. Experts are stored one tensor per expert and
+  // projection (expert_prefix + e + "." + expert_gate ...), or fused: fused_gate_up [experts,
+  // 2 intermediate, hidden] (gate rows, then up rows) and fused_down [experts, hidden,
+  // intermediate], as transformers 5 holds them; whichever the checkpoint has is read.
+  std::string_view router = "mlp.gate.weight";            // [experts, hidden]
+  std::string_view fused_router = "";                     // set: the router's name beside fused experts
+  std::string_view expert_prefix = "mlp.experts.";
+  std::string_view expert_gate = "gate_proj.weight";      // [expert_intermediate, hidden]
+  std::string_view expert_up = "up_proj.weight";          // [expert_intermediate, hidden]
+  std::string_view expert_down = "down_proj.weight";      // [hidden, expert_intermediate]
+  std::string_view fused_gate_up = "mlp.experts.gate_up_proj";
+  std::string_view fused_down = "mlp.experts.down_proj";
+  // Set: the fused tensors are stored transposed, [experts, hidden, 2 intermediate] with gate and
+  // up alternating along the last dimension and [experts, intermediate, hidden], with biases
+  // fused_gate_up + "_bias" [experts, 2 intermediate] and fused_down + "_bias" [experts, hidden]
+  // (gpt-oss). No per-expert form is read then.
+  bool fused_transposed_interleaved = false;
   std::string_view final_norm = "model.norm.weight";
   std::string_view lm_head = "lm_head.weight";
 
+  std::string expert(std::int64_t layer_index, std::int64_t e, std::string_view name) const {
+    return layer(layer_index, std::string(expert_prefix) + std::to_string(e) + "." + std::string(name));
+  }
   std::string layer(std::int64_t index, std::string_view name) const {
     return std::string(layer_prefix) + std::to_string(index) + "." + std::string(name);
   }

@@ -35,6 +35,8 @@ struct LayerSpec {
   std::optional<double> attention_softcap{};  // scores become c · tanh(score / c) (Gemma 2)
   ops::Activation activation = ops::Activation::Silu;  // of the gated MLP
   double residual_scale = 1.0;            // x += block(...) * residual_scale (Granite's residual_multiplier)
+  bool sparse_mlp = false;                // the MLP is the mixture of experts (ModelConfig::moe)
+  bool attention_sinks = false;           // each head's learned logit joins its softmax's denominator (gpt-oss)
 };
 
 }  // namespace maskgen

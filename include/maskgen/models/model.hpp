@@ -239,6 +239,70 @@ class Model {
 };
 
 
+namespace detail {
+
+// The router and experts of sparse layer l, in whichever layout the checkpoint holds them
+// (TensorNames): one tensor per expert and projection, transformers 5's fused [experts, 2I, H] and
+// [experts, H, I], or gpt-oss's transposed, interleaved [experts, H, 2I] and [experts, I, H]. Each
+// expert's matrices are read from its own part of the file. The router stays as stored whatever
+// the WeightFormat: a rounded router could send a token to other experts.
+template <class Scalar>
+void load_experts(const weights::WeightReader<Scalar>& read, const TensorNames& names, const ModelConfig& c,
+                  std::int64_t l, DecoderWeights<Scalar>& w) {
+  using weights::TensorPart;
+  const MoeConfig& m = *c.moe;
+  const std::int64_t experts = m.experts, inter = m.expert_intermediate_size, hidden = c.hidden_size;
+  const std::string gate_up = names.layer(l, names.fused_gate_up), down = names.layer(l, names.fused_down);
+  const std::string_view router =
+      !names.fused_router.empty() && read.contains(gate_up) ? names.fused_router : names.router;
+  w.router = read.matrix(names.layer(l, router), experts, hidden, weights::Quantization::AsStored);
+  if (m.router_bias) w.router_bias = read.vector(names.layer(l, TensorNames::bias_of(router)), experts);
+  w.experts.resize(static_cast<std::size_t>(experts));
+  if (names.fused_transposed_interleaved) {
+    const std::int64_t gate_up_shape[] = {experts, hidden, 2 * inter}, down_shape[] = {experts, inter, hidden};
+    ops::Vector<Scalar> gate_up_bias, down_bias;
+    if (m.expert_bias) {
+      const std::int64_t gate_up_bias_shape[] = {experts, 2 * inter}, down_bias_shape[] = {experts, hidden};
+      gate_up_bias = read.elements(gate_up + "_bias", gate_up_bias_shape);
+      down_bias = read.elements(down + "_bias", down_bias_shape);
+    }
+    for (std::int64_t e = 0; e < experts; ++e) {
+      ops::ExpertWeights<Scalar>& x = w.experts[static_cast<std::size_t>(e)];
+      const std::int64_t slab = e * hidden * 2 * inter;  // [hidden, 2 inter]: gate at even columns, up at odd
+      x.gate = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab, inter, hidden, 2, 2 * inter});
+      x.up = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab + 1, inter, hidden, 2, 2 * inter});
+      x.down = read.matrix_part(down, down_shape, TensorPart{e * inter * hidden, hidden, inter, 1, hidden});
+      if (m.expert_bias) {
+        x.gate_bias.resize(inter);
+        x.up_bias.resize(inter);
+        for (std::int64_t j = 0; j < inter; ++j) {
+          x.gate_bias(j) = gate_up_bias(e * 2 * inter + 2 * j);
+          x.up_bias(j) = gate_up_bias(e * 2 * inter + 2 * j + 1);
+        }
+        x.down_bias = down_bias.segment(e * hidden, hidden);
+      }
+    }
+  } else if (read.contains(gate_up)) {  // transformers 5's layout
+    const std::int64_t gate_up_shape[] = {experts, 2 * inter, hidden}, down_shape[] = {experts, hidden, inter};
+    for (std::int64_t e = 0; e < experts; ++e) {
+      ops::ExpertWeights<Scalar>& x = w.experts[static_cast<std::size_t>(e)];
+      const std::int64_t slab = e * 2 * inter * hidden;  // [2 inter, hidden]: gate rows, then up rows
+      x.gate = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab, inter, hidden, hidden, 1});
+      x.up = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab + inter * hidden, inter, hidden, hidden, 1});
+      x.down = read.matrix_part(down, down_shape, TensorPart{e * hidden * inter, hidden, inter, inter, 1});
+    }
+  } else {  // one tensor per expert and projection, as most checkpoints are published
+    for (std::int64_t e = 0; e < experts; ++e) {
+      ops::ExpertWeights<Scalar>& x = w.experts[static_cast<std::size_t>(e)];
+      x.gate = read.matrix(names.expert(l, e, names.expert_gate), inter, hidden);
+      x.up = read.matrix(names.expert(l, e, names.expert_up), inter, hidden);
+      x.down = read.matrix(names.expert(l, e, names.expert_down), hidden, inter);
+    }
+  }
+}
+
+}  // namespace detail
+
 template <class Scalar>
 Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOptions& options) {
   Model model;
@@ -301,15 +365,19 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
       w.q_norm = norm(name(names.q_norm), c.q_dim());
       w.k_norm = norm(name(names.k_norm), c.kv_dim());
     }
-    if (names.gate_up_proj.empty()) {
+    if (spec.attention_sinks) w.sinks = read.vector(name(names.sinks), c.num_heads);
+    if (spec.sparse_mlp) {
+      detail::load_experts(read, names, c, i, w);
+    } else if (names.gate_up_proj.empty()) {
       w.gate_proj = read.matrix(name(names.gate_proj), inter, hidden);
       w.up_proj = read.matrix(name(names.up_proj), inter, hidden);
+      w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
     } else {  // one tensor, rows [gate | up]
       const std::string gate_up = name(names.gate_up_proj);
       w.gate_proj = read.matrix_rows(gate_up, 2 * inter, hidden, 0, inter);
       w.up_proj = read.matrix_rows(gate_up, 2 * inter, hidden, inter, inter);
+      w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
     }
-    w.down_proj = read.matrix(name(names.down_proj), hidden, inter);
     model.specs_.push_back(spec);
     model.layers_.push_back(std::move(w));
   }

@@ -8,18 +8,22 @@
 
 #include "family.hpp"
 #include "gemma.hpp"
+#include "gpt_oss.hpp"
 #include "granite.hpp"
 #include "llama.hpp"
+#include "mixtral.hpp"
 #include "olmo2.hpp"
+#include "olmoe.hpp"
 #include "phi3.hpp"
+#include "qwen3_moe.hpp"
 #include "smollm3.hpp"
 
 namespace maskgen {
 
-inline constexpr std::array<const Family*, 11> registered_families = {
-    &families::llama,  &families::mistral,     &families::qwen2,  &families::qwen3, &families::smollm3,
-    &families::gemma2, &families::gemma3_text, &families::gemma3, &families::phi3,  &families::olmo2,
-    &families::granite,
+inline constexpr std::array<const Family*, 15> registered_families = {
+    &families::llama,     &families::mistral, &families::qwen2,       &families::qwen3,  &families::smollm3,
+    &families::gemma2,    &families::gemma3_text, &families::gemma3,  &families::phi3,   &families::olmo2,
+    &families::granite,   &families::qwen3_moe,   &families::mixtral, &families::olmoe,  &families::gpt_oss,
 };
 
 // The family of a config.json's model_type, or nullptr.

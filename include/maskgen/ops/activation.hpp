@@ -6,6 +6,8 @@
 //       gelu_tanh(g) = 0.5 g (1 + tanh(y)), y = sqrt(2 / pi) (g + 0.044715 g³),
 //   computed as g / (1 + exp(-2y)) (the same function: 0.5 (1 + tanh(y)) is the logistic of 2y),
 //   which loses nothing to cancellation where tanh(y) nears -1.
+//   Clamped SwiGLU (gpt-oss's experts): g' = min(g, 7), u' = clamp(u, -7, 7),
+//       (u' + 1) * g' * sigmoid(1.702 g') = (u' + 1) * g' / (1 + exp(-1.702 g'))
 // And tanh soft-capping (Gemma 2's attention scores and final logits): cap * tanh(x / cap), with
 // tanh(z) = 2 / (1 + exp(-2z)) - 1, exact at ±inf and within a few ulp of cap elsewhere.
 
@@ -25,7 +27,12 @@ namespace maskgen::ops {
 enum class Activation {
   Silu,      // config "silu": SwiGLU
   GeluTanh,  // config "gelu_pytorch_tanh" (and Gemma's "gelu_tanh"): GeGLU
+  ClampedSwiglu,  // gpt-oss's experts: alpha 1.702, limit 7 (transformers' GptOssExperts fixes both)
 };
+
+// The clamped SwiGLU's constants.
+inline constexpr double clamped_swiglu_alpha = 1.702;
+inline constexpr double clamped_swiglu_limit = 7.0;
 
 namespace detail {
 
@@ -48,6 +55,13 @@ inline void gated_lanes(Activation act, Scalar* g, const Scalar* u, std::size_t 
   std::memcpy(&uv, u, n * sizeof(Scalar));
   if (act == Activation::Silu) {
     e = -gv;
+  } else if (act == Activation::ClampedSwiglu) {
+    constexpr Scalar limit = Scalar(clamped_swiglu_limit);
+    gv = gv > limit ? typename S::type{} + limit : gv;
+    uv = uv > limit ? typename S::type{} + limit : uv;
+    uv = uv < -limit ? typename S::type{} - limit : uv;
+    uv = uv + Scalar(1);
+    e = gv * Scalar(-clamped_swiglu_alpha);
   } else {
     constexpr Scalar k = Scalar(0.7978845608028654);  // sqrt(2 / pi)
     const typename S::type y = (gv + gv * gv * gv * Scalar(0.044715)) * k;

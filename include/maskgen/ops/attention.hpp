@@ -213,9 +213,11 @@ inline void add_weighted(const Scalar* e, const Scalar* v, std::size_t count, st
 }
 
 // The softmax weights of one query in place: e[j] := exp(e[j] - max), e[seen, seen + lanes) := 0;
-// returns their sum in lanes over j (counted from e[0]) and the lanes' tree.
+// returns their sum in lanes over j (counted from e[0]) and the lanes' tree. With a sink (gpt-oss),
+// the max is taken over the scores and the sink, and exp(sink - max) is added to the sum last: a
+// logit that joins the denominator but has no value.
 template <class Scalar>
-inline Scalar softmax_weights(Scalar* e, std::size_t seen) {
+inline Scalar softmax_weights(Scalar* e, std::size_t seen, const Scalar* sink = nullptr) {
   using S = Simd<Scalar>;
   using V = typename S::type;
   constexpr std::size_t L = S::lanes;
@@ -228,6 +230,7 @@ inline Scalar softmax_weights(Scalar* e, std::size_t seen) {
   }
   Scalar m = top[0];
   for (std::size_t i = 1; i < L; ++i) m = std::max(m, top[i]);
+  if (sink) m = std::max(m, *sink);
   V lanes{}, mv;
   splat(mv, m);
   for (std::size_t j = 0; j < seen; j += L) {  // the padding is -inf: its weight is exactly 0
@@ -237,7 +240,14 @@ inline Scalar softmax_weights(Scalar* e, std::size_t seen) {
     std::memcpy(e + j, &x, sizeof x);
     lanes += x;
   }
-  return sum_lanes<Scalar>(lanes);  // >= 1: the largest score's weight is exp(0)
+  Scalar sum = sum_lanes<Scalar>(lanes);  // >= 1: the largest score's (or the sink's) weight is exp(0)
+  if (sink) {
+    V s{};
+    s[0] = *sink - m;
+    exp_lanes<Scalar>(s);
+    sum += s[0];
+  }
+  return sum;
 }
 
 }  // namespace detail
@@ -249,14 +259,15 @@ inline constexpr std::size_t query_run = 8;
 //   q: [tokens, heads * head_dim]; keys and values of head h come from kv head h / (heads / kv_heads).
 //   out: resized to [tokens, heads * head_dim]. `window`: see above; unset sees every key. `scale`:
 //   1 / √head_dim where 0 (Gemma and Granite set their own). `softcap`: scores become
-//   softcap · tanh(score / softcap) before the softmax (Gemma 2).
+//   softcap · tanh(score / softcap) before the softmax (Gemma 2). `sinks`: [heads] logits that join
+//   each query's softmax denominator (gpt-oss), or null.
 template <class Scalar, KeyValueCache Cache>
   requires std::same_as<typename Cache::scalar_type, Scalar>
 void attend(const Matrix<Scalar>& q,
             std::span<const QuerySpan> spans, const Cache& cache, std::size_t layer,
             std::size_t heads, std::size_t kv_heads, std::size_t head_dim,
             Matrix<Scalar>& out, int threads, std::optional<std::size_t> window = std::nullopt, double scale = 0.0,
-            std::optional<double> softcap = std::nullopt) {
+            std::optional<double> softcap = std::nullopt, const Scalar* sinks = nullptr) {
   using S = ops::detail::Simd<Scalar>;
   constexpr std::size_t L = S::lanes;
   eigen_assert(static_cast<std::size_t>(q.rows()) == spans.size());
@@ -318,7 +329,8 @@ void attend(const Matrix<Scalar>& q,
       for (std::size_t t = t0; t < t1; ++t) {
         const std::size_t first = first_key(spans[t]), seen = spans[t].keys - first;
         for (std::size_t hg = 0; hg < group; ++hg) {
-          sums[(t - t0) * group + hg] = detail::softmax_weights(query_scores(t, hg) + (first - lo), seen);
+          sums[(t - t0) * group + hg] = detail::softmax_weights(query_scores(t, hg) + (first - lo), seen,
+                                                                sinks ? sinks + g * group + hg : nullptr);
         }
       }
       // Outputs: each element's chain over the keys in order, a block of keys at a time for all

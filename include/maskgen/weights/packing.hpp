@@ -85,4 +85,35 @@ inline WeightMatrix pack_panels(const WeightMatrix& w, int threads = 1,
   return packed;
 }
 
+// A matrix laid out with any strides, packed into the kernel's panels: element (r, c) of the
+// [rows, cols] matrix of `type` is element r * row_stride + c * col_stride at `data`. For the
+// matrices a checkpoint stores transposed or interleaved (gpt-oss's experts: [in, out], gate and up
+// alternating along out). Each panel is filled k-major, so a transposed source is read a panel row
+// (row_stride apart) at a time.
+inline WeightMatrix pack_strided(WeightType type, const std::byte* data, std::size_t rows, std::size_t cols,
+                                 std::size_t row_stride, std::size_t col_stride, int threads = 1) {
+  const WeightMatrix shape{type, nullptr, rows, cols, nullptr, false, nullptr};
+  const std::size_t panels = shape.panel_count(), esize = element_bytes(type), k = cols;
+  const std::size_t panel_bytes = k * panel_cols * esize;
+  auto storage = std::make_shared<AlignedBytes>(panels * panel_bytes);
+  std::byte* out = storage->data;
+  std::size_t slot[panel_cols];
+  for (std::size_t i = 0; i < panel_cols; ++i) slot[i] = panel_slot(type, i) * esize;
+  maskgen::detail::parallel_for(panels, threads, [&](std::size_t p0, std::size_t p1) {
+    for (std::size_t p = p0; p < p1; ++p) {
+      std::byte* dst = out + p * panel_bytes;
+      const std::size_t n = std::min(panel_cols, rows - p * panel_cols);
+      if (n < panel_cols) std::memset(dst, 0, panel_bytes);
+      for (std::size_t c = 0; c < k; ++c) {
+        const std::byte* src = data + ((p * panel_cols) * row_stride + c * col_stride) * esize;
+        std::byte* d = dst + c * panel_cols * esize;
+        for (std::size_t i = 0; i < n; ++i) std::memcpy(d + slot[i], src + i * row_stride * esize, esize);
+      }
+    }
+  });
+  WeightMatrix packed{type, out, rows, cols, nullptr, true, nullptr};
+  packed.keep = std::move(storage);
+  return packed;
+}
+
 }  // namespace maskgen::weights

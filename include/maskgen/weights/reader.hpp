@@ -26,6 +26,23 @@
 
 namespace maskgen::weights {
 
+// A matrix inside a stored tensor of any rank: element (r, c) of the [rows, cols] matrix is element
+// offset + r * row_stride + c * col_stride of the tensor, counting its elements row-major. One
+// expert of a fused [experts, out, in] tensor is {e * out * in, out, in, in, 1}; gpt-oss's gate, a
+// transposed [in, 2 out] slab with gate and up alternating, is {e * in * 2 out, out, in, 2, 2 out}.
+struct TensorPart {
+  std::int64_t offset = 0;
+  std::int64_t rows = 0, cols = 0;
+  std::int64_t row_stride = 0, col_stride = 1;
+
+  bool contiguous() const { return col_stride == 1 && row_stride == cols; }
+  // Elements [first, end) of the tensor that the part reads.
+  std::int64_t first() const { return offset; }
+  std::int64_t end() const {
+    return rows == 0 || cols == 0 ? offset : offset + (rows - 1) * row_stride + (cols - 1) * col_stride + 1;
+  }
+};
+
 template <class Scalar>
 class WeightReader {
  public:
@@ -100,6 +117,67 @@ class WeightReader {
     return v;
   }
 
+  // Every element of a tensor of `shape`, in order, converted to Scalar (a stack of biases).
+  Vector elements(const std::string& name, std::span<const std::int64_t> shape) const {
+    checked_part(name, shape, std::nullopt);
+    std::int64_t n = 1;
+    for (const auto d : shape) n *= d;
+    Vector v(n);
+    checkpoint_->read(name, std::span<Scalar>(v.data(), static_cast<std::size_t>(n)));
+    return v;
+  }
+
+  // Whether the checkpoint holds a tensor of this name.
+  bool contains(const std::string& name) const { return checkpoint_->contains(name); }
+
+  // A matrix inside a tensor of `shape` (TensorPart), as matrix() reads a whole one: in the
+  // kernel's panels in the stored type (or int8), only the part's elements scanned and read.
+  WeightMatrix matrix_part(const std::string& name, std::span<const std::int64_t> shape, const TensorPart& part,
+                           std::optional<Quantization> quantization = std::nullopt) const {
+    const WeightType stored = checked_part(name, shape, part);
+    const auto all = checkpoint_->file_of(name).bytes(name);
+    const std::size_t esize = element_bytes(stored);
+    const auto rows = static_cast<std::size_t>(part.rows), cols = static_cast<std::size_t>(part.cols);
+    const std::byte* base = all.data() + static_cast<std::size_t>(part.offset) * esize;
+    const std::span<const std::byte> extent = all.subspan(static_cast<std::size_t>(part.first()) * esize,
+                                                          static_cast<std::size_t>(part.end() - part.first()) * esize);
+    const bool to_int8 = held_type(stored, quantization.value_or(quantization_)) == WeightType::I8;
+    bool convert = to_int8;
+    if constexpr (!std::is_same_v<Scalar, double>) convert = convert || stored == WeightType::F64;
+    if (convert) {  // a converted copy: widened to float for int8, or float64 narrowed to Scalar
+      auto gather = [&]<class T>(T) {
+        std::vector<T> out(rows * cols);
+        visit_codec(stored, [&]<class Codec>(Codec) {
+          if constexpr (requires { Codec::template widen<T>(typename Codec::storage{}); }) {
+            typename Codec::storage v;
+            for (std::size_t r = 0; r < rows; ++r) {
+              for (std::size_t c = 0; c < cols; ++c) {
+                std::memcpy(&v, base + (r * static_cast<std::size_t>(part.row_stride) + c * static_cast<std::size_t>(part.col_stride)) * esize, esize);
+                out[r * cols + c] = Codec::template widen<T>(v);
+              }
+            }
+          }
+        });
+        return out;
+      };
+      if (to_int8) {
+        const std::vector<float> wide = gather(float{});
+        maskgen::detail::release_mapped_pages(extent.data(), extent.size());  // the quantized copy replaces them
+        return quantize_int8(wide.data(), rows, cols);
+      }
+      return pack_panels(owned(gather(Scalar{}), part.rows, part.cols), threads_);
+    }
+    if (part.contiguous()) {
+      const WeightMatrix w{stored, base, rows, cols, nullptr, false, checkpoint_};
+      return pack_panels(w, threads_, [&](std::size_t rows_done) {
+        maskgen::detail::release_mapped_pages(w.data, rows_done * cols * esize);
+      });
+    }
+    WeightMatrix packed = pack_strided(stored, base, rows, cols, static_cast<std::size_t>(part.row_stride),
+                                       static_cast<std::size_t>(part.col_stride), threads_);
+    return packed;
+  }
+
  private:
   // The codec the tensor is stored in, after checking its shape and that every element is finite
   // (the codec's scan, which reads the whole tensor once).
@@ -118,6 +196,41 @@ class WeightReader {
     if (bad) {
       throw format_error(cat("tensor ", name, " in ", file.path(), " holds a non-finite value (inf or NaN) at element ",
                              *bad));
+    }
+    return stored;
+  }
+
+  // As checked(), for a tensor of any rank; the finiteness scan covers the part's elements only
+  // (the whole tensor without one). Refuses a part that reaches outside the tensor.
+  WeightType checked_part(const std::string& name, std::span<const std::int64_t> shape,
+                          const std::optional<TensorPart>& part) const {
+    using maskgen::detail::cat;
+    using maskgen::detail::shape_string;
+    const SafetensorsFile& file = checkpoint_->file_of(name);
+    const TensorInfo& t = file.info(name);
+    if (!std::ranges::equal(t.shape, shape)) {
+      throw format_error(cat("tensor \"", name, "\" in ", file.path(), " has shape ", shape_string(t.shape),
+                             "; expected ", shape_string(std::vector<std::int64_t>(shape.begin(), shape.end()))));
+    }
+    std::int64_t elements = 1;
+    for (const auto d : shape) elements *= d;
+    const WeightType stored = stored_type(t.dtype);
+    auto bytes = file.bytes(name);
+    if (part) {
+      if (part->offset < 0 || part->rows < 0 || part->cols < 0 || part->row_stride < 0 || part->col_stride < 0 ||
+          part->end() > elements) {
+        throw argument_error(cat("a [", part->rows, ", ", part->cols, "] part at element ", part->offset,
+                                 " reaches outside tensor ", name, " of ", elements, " elements"));
+      }
+      const std::size_t esize = element_bytes(stored);
+      bytes = bytes.subspan(static_cast<std::size_t>(part->first()) * esize,
+                            static_cast<std::size_t>(part->end() - part->first()) * esize);
+    }
+    std::optional<std::size_t> bad;
+    visit_codec(stored, [&]<class Codec>(Codec) { bad = Codec::first_non_finite(bytes); });
+    if (bad) {
+      throw format_error(cat("tensor ", name, " in ", file.path(), " holds a non-finite value (inf or NaN) at element ",
+                             *bad + static_cast<std::size_t>(part ? part->first() : 0)));
     }
     return stored;
   }
