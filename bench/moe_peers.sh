@@ -9,9 +9,10 @@
 #   MODELS/qwen3moe-<L>l/       make_random_model --qwen3-30b-a3b --layers L --out MODELS/qwen3moe-<L>l
 #   MODELS/qwen3moe-<L>l.gguf   python3 bench/peer/qwen3moe_gguf.py --model MODELS/qwen3moe-<L>l \
 #                                 --out MODELS/qwen3moe-<L>l.gguf --gguf-py PEERS/llama.cpp/gguf-py
-# for each L in LAYERS (default "1 3"). MODELS should be in tmpfs (some machines evict idle file
-# pages); with COPY=1 each folder and file is copied into TMP (a tmpfs folder) for its turn and
-# removed after it, so that only one depth sits in memory at a time.
+# for each L in LAYERS (default "1 3"; links allowed). Benchmarks read from tmpfs (some machines
+# evict idle file pages): a folder or file already in tmpfs is read in place, any other is copied
+# into TMP (a tmpfs folder) for its turn and removed after it, so a depth kept on disk costs memory
+# only while it runs (COPY=1 copies every one).
 # Environment: OUT (results folder), REPS (Google Benchmark and llama-bench repetitions, default 3),
 # THREADS (default 2), COPY (default 0), TMP (default /dev/shm/maskgen-moe-peers).
 #
@@ -47,20 +48,23 @@ done
 mkdir -p "$out"
 echo "threads $threads, repetitions $reps, rounds $rounds, depths $layers; results in $out"
 
-# Puts the folder and GGUF of depth $1 where the benchmarks read them; sets dir and gguf.
+# Puts the folder and GGUF of depth $1 where the benchmarks read them; sets dir and gguf. Each
+# one already in tmpfs (after links) is read in place; any other is copied into TMP for its turn.
+staged=0
+on_tmpfs() { [ "$(stat -f -c %T "$(readlink -f "$1")")" = tmpfs ]; }
 stage() {
-  if [ "$copy" = 1 ]; then
+  dir="$models/qwen3moe-$1l"
+  gguf="$models/qwen3moe-$1l.gguf"
+  staged=0
+  if [ "$copy" = 1 ] || ! on_tmpfs "$dir" || ! on_tmpfs "$gguf"; then
     mkdir -p "$tmp"
     rm -rf "${tmp:?}"/*
-    cp -r "$models/qwen3moe-$1l" "$tmp/"
-    cp "$models/qwen3moe-$1l.gguf" "$tmp/"
-    dir="$tmp/qwen3moe-$1l"
-    gguf="$tmp/qwen3moe-$1l.gguf"
-  else
-    dir="$models/qwen3moe-$1l"
-    gguf="$models/qwen3moe-$1l.gguf"
+    if [ "$copy" = 1 ] || ! on_tmpfs "$dir"; then cp -rL "$dir" "$tmp/"; dir="$tmp/qwen3moe-$1l"; fi
+    if [ "$copy" = 1 ] || ! on_tmpfs "$gguf"; then cp -L "$gguf" "$tmp/"; gguf="$tmp/qwen3moe-$1l.gguf"; fi
+    staged=1
   fi
 }
+unstage() { if [ "$staged" = 1 ]; then rm -rf "${tmp:?}"; fi; }
 
 for round in $(seq "$rounds"); do
   for n in $layers; do
@@ -71,16 +75,20 @@ for round in $(seq "$rounds"); do
     echo "== round $round, $n layers: maskgen moe_bench"
     "$build/bench/moe_bench" --model "$dir" --threads "$threads" --benchmark_filter='BM_Moe' \
       --benchmark_repetitions="$reps" --benchmark_report_aggregates_only=true \
-      --benchmark_out="$out/$tag-maskgen.json" --benchmark_out_format=json | grep -E "median|^BM_Moe[^_]*$" || true
+      --benchmark_out="$out/$tag-maskgen.json" --benchmark_out_format=json | grep -E "^BM_Moe" | grep -vE "_(mean|stddev|cv) " || true
     echo "== round $round, $n layers: llama.cpp llama-bench pp128, then tg64 at depth 256"
     "$L/llama-bench" -m "$gguf" -t "$threads" -p 128 -n 0 -r "$reps" -o json > "$out/$tag-llama-pp.json" 2>"$out/$tag-llama-pp.log"
     "$L/llama-bench" -m "$gguf" -t "$threads" -p 0 -n 64 -d 256 -r "$reps" -o json > "$out/$tag-llama-tg.json" 2>"$out/$tag-llama-tg.log"
     echo "== round $round, $n layers: llama.cpp llama-batched-bench (16 sequences, prompts of 128, 32 new tokens)"
-    "$L/llama-batched-bench" -m "$gguf" -t "$threads" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 32 -npl 16 \
-      --output-format jsonl 2>"$out/$tag-batched.log" | grep '^{' > "$out/$tag-batched.jsonl" || true
-    # The JSON lines may go to the log, depending on the logger's stream.
-    [ -s "$out/$tag-batched.jsonl" ] || grep '^{' "$out/$tag-batched.log" > "$out/$tag-batched.jsonl" || true
-    if [ "$copy" = 1 ]; then rm -rf "${tmp:?}"; fi
+    # Its logger prints from a thread of its own and now and then loses the last lines at exit:
+    # up to 3 tries for the line of figures.
+    for try in 1 2 3; do
+      "$L/llama-batched-bench" -m "$gguf" -t "$threads" -c 4096 -b 2048 -ub 512 -npp 128 -ntg 32 -npl 16 \
+        --output-format jsonl 2>"$out/$tag-batched.log" | grep '^{' > "$out/$tag-batched.jsonl" || true
+      [ -s "$out/$tag-batched.jsonl" ] && break
+      echo "   (no figures printed, try $try)"
+    done
+    unstage
   done
 done
 
@@ -89,7 +97,7 @@ for n in $layers; do
   echo "== maskgen memory, $n layers (model_memory under /usr/bin/time -v)"
   /usr/bin/time -v "$build/bench/model_memory" "$dir" 2> "$out/memory-${n}l.time" | tee "$out/memory-${n}l.txt"
   grep -E "Maximum resident set size" "$out/memory-${n}l.time" | tee -a "$out/memory-${n}l.txt"
-  if [ "$copy" = 1 ]; then rm -rf "${tmp:?}"; fi
+  unstage
 done
 
 python3 bench/moe_table.py "$out"

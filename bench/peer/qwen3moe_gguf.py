@@ -19,8 +19,8 @@ What the file holds, as llama.cpp's converter would write it for this architectu
   - the hyperparameters of config.json (qwen3moe.*), and a vocabulary: with --tokenizer, that
     folder's tokenizer.json (byte-level BPE: its pieces, merges and added tokens, pre-tokenizer
     "qwen2"), padded with "[PAD<id>]" pieces up to vocab_size as llama.cpp's converter does;
-    without it, placeholder pieces "<id>" and no merges (enough for llama-bench, which feeds
-    token ids).
+    without it, tokenizer model "none" and qwen3moe.vocab_size (llama.cpp then makes placeholder
+    tokens: enough for llama-bench, which feeds token ids).
 --verify reads the written file back (gguf.GGUFReader) and checks every tensor against the
 safetensors values.
 """
@@ -126,8 +126,6 @@ def plan(config, st):
 def vocabulary(gguf, config, tokenizer_dir):
     """(pieces, token types, merges) of vocab_size entries."""
     size = config["vocab_size"]
-    if tokenizer_dir is None:
-        return [f"<{i}>" for i in range(size)], [gguf.TokenType.NORMAL] * size, []
     tok = json.loads((tokenizer_dir / "tokenizer.json").read_text(encoding="utf-8"))
     if tok["model"]["type"] != "BPE":
         sys.exit("qwen3moe_gguf: the tokenizer is not BPE")
@@ -187,17 +185,23 @@ def main():
     w.add_expert_feed_forward_length(config["moe_intermediate_size"])
     w.add_file_type(gguf.LlamaFileType.MOSTLY_BF16)
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    pieces, types, merges = vocabulary(gguf, config, args.tokenizer)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("qwen2" if args.tokenizer else "default")
-    w.add_token_list(pieces)
-    w.add_token_types(types)
-    if merges:
+    if args.tokenizer:
+        pieces, types, merges = vocabulary(gguf, config, args.tokenizer)
+        w.add_tokenizer_model("gpt2")
+        w.add_tokenizer_pre("qwen2")
+        w.add_token_list(pieces)
+        w.add_token_types(types)
         w.add_token_merges(merges)
-    w.add_bos_token_id(config.get("bos_token_id", 151643))
-    w.add_eos_token_id(config.get("eos_token_id", 151645))
-    w.add_pad_token_id(config.get("bos_token_id", 151643))
-    w.add_add_bos_token(False)
+        for add, key in ((w.add_bos_token_id, "bos_token_id"), (w.add_eos_token_id, "eos_token_id"),
+                         (w.add_pad_token_id, "bos_token_id")):
+            if isinstance(config.get(key), int) and config[key] < len(pieces):
+                add(config[key])
+        w.add_add_bos_token(False)
+        vocab_note = "tokenizer.json"
+    else:  # no vocabulary: llama.cpp makes vocab_size placeholder tokens
+        w.add_tokenizer_model("none")
+        w.add_vocab_size(config["vocab_size"])
+        vocab_note = "none"
 
     kinds = {"BF16": (np.uint16, gguf.GGMLQuantizationType.BF16), "F32": (np.float32, gguf.GGMLQuantizationType.F32)}
     for name, shape, kind, _ in tensors:
@@ -214,7 +218,7 @@ def main():
         total += data.nbytes
     w.close()
     print(f"wrote {args.out}: {len(tensors)} tensors, {total / 1e9:.3f} GB of weights, "
-          f"vocabulary of {len(pieces)} ({'tokenizer.json' if args.tokenizer else 'placeholders'})")
+          f"vocabulary of {config['vocab_size']} ({vocab_note})")
 
     if args.verify:
         reader = gguf.GGUFReader(args.out)

@@ -179,9 +179,9 @@ inline nlohmann::json qwen3_moe_config(const RandomModelShape& s) {
   return {{"architectures", {"Qwen3MoeForCausalLM"}},
           {"attention_bias", false},
           {"attention_dropout", 0.0},
-          {"bos_token_id", 151643},
+          {"bos_token_id", s.vocab_size > 151643 ? 151643 : 1},  // Qwen's ids where the vocabulary has them
           {"decoder_sparse_step", 1},
-          {"eos_token_id", 151645},
+          {"eos_token_id", s.vocab_size > 151645 ? 151645 : 2},
           {"head_dim", s.head_size()},
           {"hidden_act", "silu"},
           {"hidden_size", s.hidden_size},
