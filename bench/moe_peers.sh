@@ -23,7 +23,7 @@
 #             of 256); llama-batched-bench -npp 128 -ntg 32 -npl 16 (S_TG: 16 sequences decoding
 #             after prompts of 128)
 # After the rounds: model_memory on each folder (load, 128-token prompt, 32 new tokens), under
-# /usr/bin/time -v for its peak resident set.
+# /usr/bin/time -v for its peak resident set, and llama-bench's peak resident set beside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers="$1"
@@ -97,6 +97,9 @@ for n in $layers; do
   echo "== maskgen memory, $n layers (model_memory under /usr/bin/time -v)"
   /usr/bin/time -v "$build/bench/model_memory" "$dir" 2> "$out/memory-${n}l.time" | tee "$out/memory-${n}l.txt"
   grep -E "Maximum resident set size" "$out/memory-${n}l.time" | tee -a "$out/memory-${n}l.txt"
+  echo "== llama.cpp memory, $n layers (llama-bench pp16 under /usr/bin/time -v; its weights stay mapped)"
+  /usr/bin/time -v "$L/llama-bench" -m "$gguf" -t "$threads" -p 16 -n 0 -r 1 > /dev/null 2> "$out/memory-${n}l-llama.time" || true
+  grep -E "Maximum resident set size" "$out/memory-${n}l-llama.time" | tee "$out/memory-${n}l-llama.txt"
   unstage
 done
 

@@ -5,7 +5,7 @@ same round, then per-layer figures from the difference of two depths, medians ov
    python3 bench/moe_table.py RESULTS_DIR
 
 Reads RESULTS_DIR/r<round>-<L>l-{maskgen.json,llama-pp.json,llama-tg.json,batched.jsonl} and
-memory-<L>l.txt. Cases (tokens/s; higher is better):
+memory-<L>l.txt, memory-<L>l-llama.txt. Cases (tokens/s; higher is better):
   decode 1    BM_MoeDecode/1 (context 256-320)      llama-bench tg64 at depth 256
   decode 16   BM_MoeDecode/16 (context 128-192)     llama-batched-bench S_TG at 16 sequences
   prefill 128 BM_MoePrefill/1                       llama-bench pp128
@@ -152,7 +152,7 @@ def main():
         print("(GB/s at 16 rows counts each expert once a step, however many of the 16 tokens chose it.)")
 
     print()
-    for f in sorted(results.glob("memory-*l.txt")):
+    for f in sorted(results.glob("memory-*.txt")):
         print(f"{f.name}: " + " | ".join(line.strip() for line in f.read_text().splitlines() if line.strip()))
 
 
