@@ -170,6 +170,15 @@ TEST(Engine, RandomTrafficEqualsGenerateAloneOlmo2) {
 TEST(Engine, RandomTrafficEqualsGenerateAloneGranite) {
   check_random_traffic("granite", maskgen::test::shared_dir() / "models/stories260K", 19);
 }
+// Mixtures of experts: the rows of a step share experts, and each row's tokens must still be what
+// generate() gives it alone (Qwen3-MoE with a dense layer among the sparse ones; gpt-oss with
+// sinks, sliding layers, YaRN and the clamped SwiGLU).
+TEST(Engine, RandomTrafficEqualsGenerateAloneQwen3Moe) {
+  check_random_traffic("qwen3_moe", maskgen::test::shared_dir() / "models/stories260K", 20);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneGptOss) {
+  check_random_traffic("gpt_oss", maskgen::test::shared_dir() / "models/stories260K", 21);
+}
 TEST(Engine, RandomTrafficEqualsGenerateAloneStories260K) {
   check_random_traffic("stories260K", maskgen::test::shared_dir() / "models/stories260K", 13);
 }

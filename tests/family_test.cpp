@@ -1,8 +1,9 @@
 // The families of tests/reference/make_family_fixtures.py beyond their forward and generate()
 // oracle (model_test, generate_test): both spellings of their configs, Phi-3's LongRoPE switch,
-// Gemma's soft-caps, and what each config refuses.
+// Gemma's soft-caps, both layouts of the mixtures' experts, and what each config refuses.
 
 #include <maskgen/model.hpp>
+#include <maskgen/safetensors.hpp>
 
 #include <fstream>
 
@@ -48,7 +49,7 @@ TEST_P(FamilySpellings, Transformers4ConfigLoadsTheSameModel) {
   for (const char* f : {"model.safetensors", "generation_config.json"}) fs::copy_file(dir / f, v4.path() / f);
   const auto j5 = test::read_json(dir / "config.json"), j4 = test::read_json(v4.path() / "config.json");
   EXPECT_FALSE(j4.contains("rope_parameters"));
-  EXPECT_FALSE(j4.contains("layer_types"));
+  EXPECT_EQ(j4.contains("layer_types"), GetParam() == "gpt_oss");  // transformers 4 wrote them for gpt-oss alone
   ASSERT_TRUE(j5.contains("rope_parameters"));
 
   const auto a = Model<double>::load(dir), b = Model<double>::load(v4.path());
@@ -62,6 +63,15 @@ TEST_P(FamilySpellings, Transformers4ConfigLoadsTheSameModel) {
   if (ca.local_rope) {
     EXPECT_EQ(ca.local_rope->theta, cb.local_rope->theta);
   }
+  EXPECT_EQ(ca.rope.factor, cb.rope.factor);
+  EXPECT_EQ(ca.rope.attention_factor, cb.rope.attention_factor);
+  EXPECT_EQ(ca.sparse_layers, cb.sparse_layers);
+  ASSERT_EQ(ca.moe.has_value(), cb.moe.has_value());
+  if (ca.moe) {  // Qwen3-MoE: num_local_experts as transformers 5 writes it, num_experts as published
+    EXPECT_EQ(ca.moe->experts, cb.moe->experts);
+    EXPECT_EQ(ca.moe->experts_per_token, cb.moe->experts_per_token);
+    EXPECT_EQ(ca.moe->normalize_top_k, cb.moe->normalize_top_k);
+  }
   const auto reference = test::read_json(test::data_dir() / "reference" / (GetParam() + ".json"));
   const auto& batch = reference["forward"][0];
   const TokenMatrix ids = test::to_matrix(batch["input_ids"]), mask = test::to_matrix(batch["attention_mask"]);
@@ -71,7 +81,139 @@ TEST_P(FamilySpellings, Transformers4ConfigLoadsTheSameModel) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilySpellings,
-                         ::testing::Values("gemma2", "gemma3_text", "phi3", "olmo2", "granite"));
+                         ::testing::Values("gemma2", "gemma3_text", "phi3", "olmo2", "granite", "qwen3_moe", "mixtral",
+                                           "olmoe", "gpt_oss"));
+
+// transformers 5.17 writes Qwen3-MoE's and Mixtral's experts one tensor each, as the published
+// checkpoints have them (mlp.experts.{e}.gate_proj/up_proj/down_proj; Mixtral's
+// block_sparse_moe.experts.{e}.w1/w3/w2 and block_sparse_moe.gate), and holds them fused in memory
+// (mlp.experts.gate_up_proj [E, 2I, H], gate rows then up rows, and down_proj [E, H, I]), which
+// checkpoints saved from that layout carry. The fixture script wrote the same weights fused beside
+// each and checked that transformers loads both to bitwise the same logits. So must maskgen.
+class ExpertLayouts : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(ExpertLayouts, EitherExpertLayoutLoadsTheSameModel) {
+  const auto& [name, fused] = GetParam();
+  const auto per_expert_file = SafetensorsFile::open(model_dir(name) / "model.safetensors");
+  const auto fused_file = SafetensorsFile::open(model_dir(fused) / "model.safetensors");
+  const std::string gate_up = "model.layers.0.mlp.experts.gate_up_proj";
+  EXPECT_FALSE(per_expert_file.contains(gate_up));
+  ASSERT_TRUE(fused_file.contains(gate_up));
+  const auto c = ModelConfig::load(model_dir(name));
+  ASSERT_TRUE(c.moe);
+  EXPECT_EQ(fused_file.info(gate_up).shape, (std::vector<std::int64_t>{c.moe->experts, 2 * c.moe->expert_intermediate_size,
+                                                                      c.hidden_size}));
+  EXPECT_EQ(fused_file.info("model.layers.0.mlp.experts.down_proj").shape,
+            (std::vector<std::int64_t>{c.moe->experts, c.hidden_size, c.moe->expert_intermediate_size}));
+
+  const auto a = Model<double>::load(model_dir(name)), b = Model<double>::load(model_dir(fused));
+  const auto reference = test::read_json(test::data_dir() / "reference" / (name + ".json"));
+  for (const auto& batch : reference["forward"]) {
+    const TokenMatrix ids = test::to_matrix(batch["input_ids"]), mask = test::to_matrix(batch["attention_mask"]);
+    const auto la = a.forward(ids, mask, nullptr, {.logits = LogitsFor::All});
+    const auto lb = b.forward(ids, mask, nullptr, {.logits = LogitsFor::All});
+    EXPECT_TRUE((la.array() == lb.array()).all()) << batch["name"];
+  }
+  const auto fa = Model<float>::load(model_dir(name)), fb = Model<float>::load(model_dir(fused));
+  const auto& batch = reference["forward"][0];
+  const TokenMatrix ids = test::to_matrix(batch["input_ids"]), mask = test::to_matrix(batch["attention_mask"]);
+  EXPECT_TRUE((fa.forward(ids, mask).array() == fb.forward(ids, mask).array()).all());
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, ExpertLayouts,
+                         ::testing::Values(std::pair<std::string, std::string>{"qwen3_moe", "qwen3_moe_fused"},
+                                           std::pair<std::string, std::string>{"mixtral", "mixtral_fused"}));
+
+// What transformers 5.17 reads from each mixture's config.json (the fixture script's log and
+// reference files), and its defaults where a config leaves the fields out.
+TEST(MixtureOfExperts, ConfigsAsTransformersReadThem) {
+  const auto q = ModelConfig::load(model_dir("qwen3_moe"));
+  ASSERT_TRUE(q.moe);
+  EXPECT_EQ(q.moe->experts, 8);  // written as num_local_experts by transformers 5.17
+  EXPECT_EQ(q.moe->experts_per_token, 2);
+  EXPECT_EQ(q.moe->expert_intermediate_size, 32);  // moe_intermediate_size
+  EXPECT_TRUE(q.moe->normalize_top_k);             // norm_topk_prob
+  EXPECT_EQ(q.intermediate_size, 96);              // the dense MLP of layer 2 (mlp_only_layers)
+  EXPECT_EQ(q.sparse_layers, (std::vector<char>{1, 1, 0, 1}));
+  EXPECT_EQ(q.qk_norm, QkNorm::PerHead);
+  EXPECT_FALSE(q.moe->router_bias || q.moe->expert_bias || q.attention_sinks);
+
+  const auto m = ModelConfig::load(model_dir("mixtral"));
+  ASSERT_TRUE(m.moe);
+  EXPECT_EQ(m.moe->experts, 4);
+  EXPECT_EQ(m.moe->experts_per_token, 2);
+  EXPECT_EQ(m.moe->expert_intermediate_size, 64);  // Mixtral's experts are intermediate_size wide
+  EXPECT_TRUE(m.moe->normalize_top_k);             // always
+  EXPECT_EQ(m.sparse_layers, (std::vector<char>{1, 1, 1, 1}));
+  EXPECT_FALSE(m.sliding_window);
+
+  const auto o = ModelConfig::load(model_dir("olmoe"));
+  ASSERT_TRUE(o.moe);
+  EXPECT_EQ(o.moe->experts, 8);  // num_experts
+  EXPECT_EQ(o.moe->experts_per_token, 2);
+  EXPECT_EQ(o.moe->expert_intermediate_size, 32);
+  EXPECT_FALSE(o.moe->normalize_top_k);
+  EXPECT_EQ(o.qk_norm, QkNorm::Projection);
+  EXPECT_EQ(o.norms, NormPlacement::Before);  // unlike OLMo 2
+  EXPECT_EQ(o.sparse_layers, (std::vector<char>{1, 1, 1, 1}));
+
+  const auto g = ModelConfig::load(model_dir("gpt_oss"));
+  const auto reference = test::read_json(test::data_dir() / "reference" / "gpt_oss.json");
+  ASSERT_TRUE(g.moe);
+  EXPECT_EQ(g.moe->experts, 8);
+  EXPECT_EQ(g.moe->experts_per_token, 2);
+  EXPECT_EQ(g.moe->expert_intermediate_size, 32);
+  EXPECT_TRUE(g.moe->normalize_top_k);  // softmax over the k chosen logits
+  EXPECT_TRUE(g.moe->router_bias && g.moe->expert_bias && g.attention_sinks);
+  EXPECT_TRUE(g.qkv_bias && g.o_bias);
+  EXPECT_EQ(g.sliding_layers, (std::vector<char>{1, 0, 1, 0}));
+  EXPECT_EQ(g.sliding_window, 6);
+  EXPECT_EQ(g.rope.type, RopeType::Yarn);
+  EXPECT_EQ(g.rope.factor, 4.0);
+  EXPECT_EQ(g.rope.original_max_position_embeddings, 16);
+  EXPECT_FALSE(g.rope.truncate);
+  EXPECT_NEAR(g.rope.attention_factor, reference["yarn_attention_factor"].get<double>(), 1e-15);
+  const auto inv = g.rope.inverse_frequencies(g.head_dim);
+  const auto want = reference["yarn_inv_freq"].get<std::vector<double>>();
+  ASSERT_EQ(inv.size(), want.size());
+  for (std::size_t i = 0; i < inv.size(); ++i) EXPECT_NEAR(inv[i], want[i], 1e-15 * want[i]) << i;
+
+  // transformers' defaults where a config leaves the fields out.
+  auto j = test::read_json(model_dir("qwen3_moe") / "config.json");
+  j.erase("mlp_only_layers");
+  j["decoder_sparse_step"] = 2;  // sparse where (layer + 1) % step == 0
+  j.erase("norm_topk_prob");     // Qwen3MoeConfig: false
+  const auto d = ModelConfig::from_json(j);
+  EXPECT_EQ(d.sparse_layers, (std::vector<char>{0, 1, 0, 1}));
+  EXPECT_FALSE(d.moe->normalize_top_k);
+  j = test::read_json(model_dir("olmoe") / "config.json");
+  j.erase("norm_topk_prob");  // OlmoeConfig: false
+  EXPECT_FALSE(ModelConfig::from_json(j).moe->normalize_top_k);
+  j = test::read_json(model_dir("gpt_oss") / "config.json");
+  j["rope_parameters"].erase("truncate");  // transformers: true
+  const auto t = ModelConfig::from_json(j);
+  EXPECT_TRUE(t.rope.truncate);
+  const auto truncated = reference["yarn"]["inv_freq_if_truncated"].get<std::vector<double>>();
+  const auto inv_t = t.rope.inverse_frequencies(t.head_dim);
+  ASSERT_EQ(inv_t.size(), truncated.size());
+  for (std::size_t i = 0; i < inv_t.size(); ++i) EXPECT_NEAR(inv_t[i], truncated[i], 1e-15 * truncated[i]) << i;
+}
+
+// The reference's routing margins hold what the fixture script promised: no float32 rounding can
+// flip an expert (the k-th and (k+1)-th router scores of every real token apart by 1e-4 of its
+// largest score), and every expert of every sparse layer is chosen somewhere.
+TEST(MixtureOfExperts, ReferenceRoutingIsFarFromTies) {
+  for (const char* name : {"qwen3_moe", "mixtral", "olmoe", "gpt_oss"}) {
+    const auto reference = test::read_json(test::data_dir() / "reference" / (std::string(name) + ".json"));
+    EXPECT_GE(reference["min_router_margin"]["relative"].get<double>(), 1e-4) << name;
+    for (const auto& [layer, unused] : reference["experts_never_chosen"].items()) {
+      EXPECT_TRUE(unused.empty()) << name << " layer " << layer;
+    }
+    const auto c = ModelConfig::load(model_dir(name));
+    EXPECT_EQ(c.sparse_layers, reference["sparse_layers"].get<std::vector<char>>()) << name;
+    EXPECT_EQ(c.moe->normalize_top_k, reference["normalize_top_k"].get<bool>()) << name;
+  }
+}
 
 TEST(Gemma, ConfigsAsTransformersReadThem) {
   const auto g2 = ModelConfig::load(model_dir("gemma2"));

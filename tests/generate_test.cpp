@@ -280,7 +280,8 @@ TEST_P(GenerateOracle, IgnoringTheMaskChangesPaddedRowsAsInTransformers) {
 INSTANTIATE_TEST_SUITE_P(Families, GenerateOracle,
                          ::testing::Values("llama_gqa", "llama_tied", "mistral", "qwen2", "qwen3", "stories260K",
                                            "llama_bf16", "qwen3_f16", "mistral_window", "smollm3", "gemma2",
-                                           "gemma3_text", "phi3", "olmo2", "granite"));
+                                           "gemma3_text", "phi3", "olmo2", "granite", "qwen3_moe", "mixtral",
+                                           "olmoe", "gpt_oss"));
 
 // ---------------------------------------------------------------------------------------------
 // Bitwise batch invariance (DESIGN 2.7): tokens and scores of each prompt are the same alone and

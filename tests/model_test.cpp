@@ -162,7 +162,8 @@ TEST_P(ModelOracle, CacheContinuesARow) {
 INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
                          ::testing::Values("llama_gqa", "llama_tied", "mistral", "qwen2", "qwen3", "stories260K",
                                            "llama_bf16", "qwen3_f16", "mistral_window", "smollm3", "gemma2",
-                                           "gemma3_text", "phi3", "olmo2", "granite"));
+                                           "gemma3_text", "phi3", "olmo2", "granite", "qwen3_moe", "mixtral",
+                                           "olmoe", "gpt_oss"));
 
 TEST(ModelBf16, LoadsAndAgreesWithFloat32WithinBf16Rounding) {
   const auto f32_dir = test::shared_dir() / "models/stories260K", bf16_dir = test::shared_dir() / "models/stories260K-bf16";
