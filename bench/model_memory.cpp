@@ -1,6 +1,10 @@
 // Peak memory and load time of one model folder, in a fresh process: loads it, prefills one prompt
 // of 128 tokens and decodes 32 more, then prints the load time, the file size, the KV cache's size
-// and the process's peak resident memory (VmHWM, which counts the mapped file's pages it touched).
+// and the process's peak resident memory (VmHWM, which counts the mapped file's pages it touched),
+// then the resident memory after the 160 tokens split into anonymous (what the process allocated:
+// packed or converted copies of weights, the KV cache, activations; RssAnon) and the mapped
+// file's pages (RssFile + RssShmem). A file in tmpfs stays in memory whether mapped or not, so
+// there the machine holds the file plus the anonymous part.
 //   build/bench/model_memory DIR [--int8]
 
 #include <maskgen/model.hpp>
@@ -50,7 +54,8 @@ int main(int argc, char** argv) try {
   std::cout << "weights " << maskgen::ops::weight_type_name(model.weight_type()) << ", load " << load_ms << " ms, file "
             << file_mib << " MiB, KV cache (160 tokens) " << kv_mib << " MiB, RSS before load " << before
             << " MiB, peak after load " << after_load << " MiB, peak after 160 tokens " << peak << " MiB = "
-            << peak / (file_mib + kv_mib) << "x (file + KV cache)\n";
+            << peak / (file_mib + kv_mib) << "x (file + KV cache); after 160 tokens: anonymous " << status_mib("RssAnon")
+            << " MiB, mapped file " << status_mib("RssFile") + status_mib("RssShmem") << " MiB\n";
   return 0;
 } catch (const std::exception& e) {
   std::cerr << "model_memory: " << e.what() << "\n";

@@ -1,7 +1,8 @@
 #pragma once
-// Writes a model folder of a Llama, Qwen3, Gemma 3 (text) or Phi-3 architecture with random weights
-// (fixed seed): config.json and a model.safetensors in float32, bfloat16 or float16. For
-// benchmarks at realistic sizes; the numbers mean nothing.
+// Writes a model folder of a Llama, Qwen3, Qwen3-MoE, Gemma 3 (text) or Phi-3 architecture with
+// random weights (fixed seed): config.json and a model.safetensors in float32, bfloat16 or
+// float16, written one tensor at a time (a folder of any size needs memory for its largest tensor
+// only). For benchmarks at realistic sizes; the numbers mean nothing.
 
 #include <maskgen/safetensors.hpp>
 
@@ -22,8 +23,10 @@ namespace maskgen::tools {
 
 struct RandomModelShape {
   std::string model_type = "llama";  // "llama", "qwen3" (per-head q/k norms, head_dim apart),
-                                     // "gemma3_text" (four (1 + w) norms, GeGLU, 5 local : 1 global
-                                     // layers with a window of 512) or "phi3" (fused qkv and gate_up)
+                                     // "qwen3_moe" (qwen3's attention, every layer's MLP a mixture
+                                     // of experts), "gemma3_text" (four (1 + w) norms, GeGLU, 5 local
+                                     // : 1 global layers with a window of 512) or "phi3" (fused qkv
+                                     // and gate_up)
   DType dtype = DType::F32;          // element type of every tensor in the file
   std::int64_t vocab_size = 32000;
   std::int64_t hidden_size = 768;
@@ -35,8 +38,15 @@ struct RandomModelShape {
   std::int64_t head_dim = 0;         // 0: hidden_size / num_heads
   bool tie_word_embeddings = false;
   std::uint32_t seed = 1;
+  // qwen3_moe only: the experts of every layer's MLP (intermediate_size is then only written to
+  // config.json, as the published checkpoints do: no layer has a dense MLP).
+  std::int64_t num_experts = 0;             // num_experts
+  std::int64_t experts_per_token = 0;       // num_experts_per_tok: the router's top-k
+  std::int64_t moe_intermediate_size = 0;   // each expert's gated MLP width
+  bool norm_topk_prob = true;               // the top-k weights renormalized to sum to 1
 
   std::int64_t head_size() const { return head_dim ? head_dim : hidden_size / num_heads; }
+  bool moe() const { return model_type == "qwen3_moe"; }
 };
 
 // Qwen3-0.6B's shape: hidden 1024, 28 layers, 16 heads, 8 KV heads, head_dim 128, intermediate
@@ -63,6 +73,26 @@ inline RandomModelShape qwen3_17b_shape() {
   RandomModelShape s = qwen3_06b_shape();
   s.hidden_size = 2048;
   s.intermediate_size = 6144;
+  return s;
+}
+
+// Qwen3-30B-A3B's shape (its published config.json): qwen3_moe, hidden 2048, 48 layers, 32 heads,
+// 4 KV heads, head_dim 128, 128 experts of width 768 in every layer, top-8 with the weights
+// renormalized, vocab 151,936, untied, bfloat16. About 1.25 GB a layer and 0.62 GB each for the
+// embedding and the output head: benchmarks take a few layers (num_layers).
+inline RandomModelShape qwen3_30b_a3b_shape() {
+  RandomModelShape s = qwen3_06b_shape();
+  s.model_type = "qwen3_moe";
+  s.hidden_size = 2048;
+  s.intermediate_size = 6144;
+  s.num_layers = 48;
+  s.num_heads = 32;
+  s.num_kv_heads = 4;
+  s.tie_word_embeddings = false;
+  s.num_experts = 128;
+  s.experts_per_token = 8;
+  s.moe_intermediate_size = 768;
+  s.norm_topk_prob = true;
   return s;
 }
 
@@ -135,18 +165,64 @@ inline void append_encoded(float x, DType dtype, std::vector<std::byte>& out) {
 inline std::int64_t parameter_count(const RandomModelShape& s) {
   const std::int64_t head_dim = s.head_size();
   const std::int64_t attention = s.hidden_size * head_dim * (2 * s.num_heads + 2 * s.num_kv_heads);
-  const std::int64_t mlp = 3 * s.hidden_size * s.intermediate_size;
+  const std::int64_t mlp = s.moe() ? s.num_experts * (3 * s.hidden_size * s.moe_intermediate_size + s.hidden_size)
+                                   : 3 * s.hidden_size * s.intermediate_size;
   const bool gemma = s.model_type == "gemma3_text";
   const std::int64_t layer = attention + mlp + (gemma ? 4 : 2) * s.hidden_size +
-                             (s.model_type == "qwen3" || gemma ? 2 * head_dim : 0);
+                             (s.model_type == "qwen3" || s.moe() || gemma ? 2 * head_dim : 0);
   return s.vocab_size * s.hidden_size * (s.tie_word_embeddings ? 1 : 2) + s.num_layers * layer + s.hidden_size;
+}
+
+// config.json of a Qwen3-MoE model as the published Qwen/Qwen3-30B-A3B has it (transformers 4's
+// spelling: rope_theta at the top level, rope_scaling null).
+inline nlohmann::json qwen3_moe_config(const RandomModelShape& s) {
+  return {{"architectures", {"Qwen3MoeForCausalLM"}},
+          {"attention_bias", false},
+          {"attention_dropout", 0.0},
+          {"bos_token_id", s.vocab_size > 151643 ? 151643 : 1},  // Qwen's ids where the vocabulary has them
+          {"decoder_sparse_step", 1},
+          {"eos_token_id", s.vocab_size > 151645 ? 151645 : 2},
+          {"head_dim", s.head_size()},
+          {"hidden_act", "silu"},
+          {"hidden_size", s.hidden_size},
+          {"initializer_range", 0.02},
+          {"intermediate_size", s.intermediate_size},
+          {"max_position_embeddings", s.max_position_embeddings},
+          {"max_window_layers", s.num_layers},
+          {"mlp_only_layers", nlohmann::json::array()},
+          {"model_type", "qwen3_moe"},
+          {"moe_intermediate_size", s.moe_intermediate_size},
+          {"norm_topk_prob", s.norm_topk_prob},
+          {"num_attention_heads", s.num_heads},
+          {"num_experts", s.num_experts},
+          {"num_experts_per_tok", s.experts_per_token},
+          {"num_hidden_layers", s.num_layers},
+          {"num_key_value_heads", s.num_kv_heads},
+          {"output_router_logits", false},
+          {"rms_norm_eps", 1e-6},
+          {"rope_scaling", nullptr},
+          {"rope_theta", 1000000.0},
+          {"router_aux_loss_coef", 0.001},
+          {"sliding_window", nullptr},
+          {"tie_word_embeddings", s.tie_word_embeddings},
+          {"torch_dtype", s.dtype == DType::BF16 ? "bfloat16" : s.dtype == DType::F16 ? "float16" : "float32"},
+          {"use_cache", true},
+          {"use_sliding_window", false},
+          {"vocab_size", s.vocab_size}};
 }
 
 inline void write_random_model(const std::filesystem::path& dir, const RandomModelShape& s) {
   std::filesystem::create_directories(dir);
   const bool qwen3 = s.model_type == "qwen3", gemma = s.model_type == "gemma3_text", phi3 = s.model_type == "phi3";
-  if (!qwen3 && !gemma && !phi3 && s.model_type != "llama") {
-    throw argument_error("model_type must be llama, qwen3, gemma3_text or phi3, got " + s.model_type);
+  const bool moe = s.moe();
+  if (!qwen3 && !gemma && !phi3 && !moe && s.model_type != "llama") {
+    throw argument_error("model_type must be llama, qwen3, qwen3_moe, gemma3_text or phi3, got " + s.model_type);
+  }
+  if (moe && !(s.num_experts > 0 && s.experts_per_token > 0 && s.experts_per_token <= s.num_experts &&
+               s.moe_intermediate_size > 0)) {
+    throw argument_error("qwen3_moe needs num_experts > 0, 0 < experts_per_token <= num_experts and "
+                         "moe_intermediate_size > 0, got " + std::to_string(s.num_experts) + ", " +
+                         std::to_string(s.experts_per_token) + ", " + std::to_string(s.moe_intermediate_size));
   }
   const char* architecture = qwen3 ? "Qwen3ForCausalLM" : gemma ? "Gemma3ForCausalLM" : phi3 ? "Phi3ForCausalLM"
                                                                                        : "LlamaForCausalLM";
@@ -159,6 +235,7 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
       {"rms_norm_eps", 1e-5}, {"tie_word_embeddings", s.tie_word_embeddings}, {"hidden_act", "silu"},
       {"bos_token_id", 1}, {"eos_token_id", 2},
       {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", qwen3 ? 1000000.0 : 10000.0}}}};
+  if (moe) config = qwen3_moe_config(s);
   if (gemma) {  // as Gemma 3 1B's config
     config.erase("hidden_act");
     config["hidden_activation"] = "gelu_pytorch_tanh";
@@ -181,17 +258,16 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
   }
   std::ofstream(dir / "config.json") << config.dump(2) << "\n";
 
-  std::mt19937 rng(s.seed);
-  std::vector<std::vector<std::byte>> storage;  // keeps the encoded data alive until written
-  std::vector<TensorData> tensors;
+  // Every tensor's name, shape and distribution first; the values are drawn, in this order from
+  // one generator, as the writer reaches each tensor.
+  struct Planned {
+    float mean, stddev;
+  };
+  std::vector<TensorSpec> specs;
+  std::vector<Planned> plans;
   auto add = [&](std::string name, std::vector<std::int64_t> shape, float mean, float stddev) {
-    std::int64_t n = 1;
-    for (auto d : shape) n *= d;
-    std::normal_distribution<float> normal(mean, stddev);
-    auto& data = storage.emplace_back();
-    data.reserve(static_cast<std::size_t>(n) * dtype_size(s.dtype));
-    for (std::int64_t i = 0; i < n; ++i) append_encoded(normal(rng), s.dtype, data);
-    tensors.push_back({std::move(name), s.dtype, std::move(shape), std::span<const std::byte>(data)});
+    specs.push_back({std::move(name), s.dtype, std::move(shape)});
+    plans.push_back({mean, stddev});
   };
   const std::int64_t head_dim = s.head_size(), h = s.hidden_size;
   const float in_h = 1.0f / std::sqrt(static_cast<float>(h)), in_i = 1.0f / std::sqrt(static_cast<float>(s.intermediate_size));
@@ -209,7 +285,7 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
       add(p + "self_attn.v_proj.weight", {kv, h}, 0.0f, in_h);
     }
     add(p + "self_attn.o_proj.weight", {h, q}, 0.0f, in_h);
-    if (qwen3 || gemma) {
+    if (qwen3 || moe || gemma) {
       add(p + "self_attn.q_norm.weight", {head_dim}, norm_mean, 0.1f);
       add(p + "self_attn.k_norm.weight", {head_dim}, norm_mean, 0.1f);
     }
@@ -218,17 +294,35 @@ inline void write_random_model(const std::filesystem::path& dir, const RandomMod
       add(p + "pre_feedforward_layernorm.weight", {h}, norm_mean, 0.1f);
       add(p + "post_feedforward_layernorm.weight", {h}, norm_mean, 0.1f);
     }
-    if (phi3) {
+    if (moe) {  // the router, then each expert's gated MLP, named as the published checkpoints
+      const std::int64_t width = s.moe_intermediate_size;
+      const float in_e = 1.0f / std::sqrt(static_cast<float>(width));
+      add(p + "mlp.gate.weight", {s.num_experts, h}, 0.0f, in_h);
+      for (std::int64_t e = 0; e < s.num_experts; ++e) {
+        const std::string x = p + "mlp.experts." + std::to_string(e) + ".";
+        add(x + "gate_proj.weight", {width, h}, 0.0f, in_h);
+        add(x + "up_proj.weight", {width, h}, 0.0f, in_h);
+        add(x + "down_proj.weight", {h, width}, 0.0f, in_e);
+      }
+    } else if (phi3) {
       add(p + "mlp.gate_up_proj.weight", {2 * s.intermediate_size, h}, 0.0f, in_h);
     } else {
       add(p + "mlp.gate_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
       add(p + "mlp.up_proj.weight", {s.intermediate_size, h}, 0.0f, in_h);
     }
-    add(p + "mlp.down_proj.weight", {h, s.intermediate_size}, 0.0f, in_i);
+    if (!moe) add(p + "mlp.down_proj.weight", {h, s.intermediate_size}, 0.0f, in_i);
   }
   add("model.norm.weight", {h}, norm_mean, 0.1f);
   if (!s.tie_word_embeddings) add("lm_head.weight", {s.vocab_size, h}, 0.0f, in_h);
-  write_safetensors(dir / "model.safetensors", tensors);
+
+  std::mt19937 rng(s.seed);
+  write_safetensors_streamed(dir / "model.safetensors", specs, [&](std::size_t t, std::vector<std::byte>& data) {
+    std::int64_t n = 1;
+    for (auto d : specs[t].shape) n *= d;
+    std::normal_distribution<float> normal(plans[t].mean, plans[t].stddev);
+    data.reserve(static_cast<std::size_t>(n) * dtype_size(s.dtype));
+    for (std::int64_t i = 0; i < n; ++i) append_encoded(normal(rng), s.dtype, data);
+  });
 }
 
 // The benchmarks' random model of the 110M shape (the default RandomModelShape) in `dtype`, written
