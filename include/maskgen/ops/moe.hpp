@@ -24,6 +24,7 @@
 
 #include <Eigen/Core>
 
+#include "../detail/parallel.hpp"
 #include "activation.hpp"
 #include "matmul.hpp"
 #include "matrix.hpp"
@@ -87,10 +88,34 @@ Routing<Scalar> route(const Matrix<Scalar>& logits, std::size_t k, bool normaliz
 // What a mixture-of-experts step reuses between layers.
 template <class Scalar>
 struct MoeScratch {
-  Matrix<Scalar> x, gate, up, down;  // [routed, hidden], [routed, intermediate] twice, [routed, hidden]
+  Matrix<Scalar> outputs;  // [tokens * k, hidden] each routed pair's expert output, grouped by expert
 };
 
+namespace detail {
+
+// Rows [first, first + n) of `outputs` := expert w's MLP of the tokens' rows of h.
+template <class Scalar>
+void run_expert(const Matrix<Scalar>& h, const std::size_t* tokens, std::size_t n, const ExpertWeights<Scalar>& w,
+                Activation act, int threads, Matrix<Scalar>& outputs, std::size_t first) {
+  thread_local Matrix<Scalar> x, gate, up, down;
+  x.resize(static_cast<Eigen::Index>(n), h.cols());  // [n, hidden] the expert's tokens
+  for (std::size_t i = 0; i < n; ++i) x.row(static_cast<Eigen::Index>(i)) = h.row(static_cast<Eigen::Index>(tokens[i]));
+  matmul_transposed(x, w.gate, gate, threads);  // [n, intermediate]
+  matmul_transposed(x, w.up, up, threads);      // [n, intermediate]
+  if (w.gate_bias.size() > 0) gate.rowwise() += w.gate_bias.transpose();
+  if (w.up_bias.size() > 0) up.rowwise() += w.up_bias.transpose();
+  gated_activation(gate, up, act, threads);
+  matmul_transposed(gate, w.down, down, threads);  // [n, hidden]
+  if (w.down_bias.size() > 0) down.rowwise() += w.down_bias.transpose();
+  outputs.middleRows(static_cast<Eigen::Index>(first), static_cast<Eigen::Index>(n)) = down;
+}
+
+}  // namespace detail
+
 // out = the mixture of the routed experts' gated MLPs.  h: [tokens, hidden] -> out [tokens, hidden]
+// Where many experts are routed to (prefill, batched decode), threads take whole experts; where few
+// are, each expert's products are split over the threads. Either way each product is the kernel's
+// chain for each row, so the bits are the same.
 template <class Scalar>
 void mixture_of_experts(const Matrix<Scalar>& h, const Routing<Scalar>& routing,
                         std::span<const ExpertWeights<Scalar>> experts, Activation act, Matrix<Scalar>& out,
@@ -110,24 +135,29 @@ void mixture_of_experts(const Matrix<Scalar>& h, const Routing<Scalar>& routing,
       weight[next[e]++] = routing.weight[t * routing.k + i];
     }
   }
-  out.setZero(h.rows(), hidden);
+  std::vector<std::size_t> routed;  // the experts some token chose; the others are never read
   for (std::size_t e = 0; e < experts.size(); ++e) {
-    const std::size_t first = count[e], n = count[e + 1] - first;
-    if (n == 0) continue;  // an expert no token chose is never read
-    const ExpertWeights<Scalar>& w = experts[e];
-    s.x.resize(static_cast<Eigen::Index>(n), hidden);  // [n, hidden] the expert's tokens
-    for (std::size_t i = 0; i < n; ++i) s.x.row(static_cast<Eigen::Index>(i)) = h.row(static_cast<Eigen::Index>(token[first + i]));
-    matmul_transposed(s.x, w.gate, s.gate, threads);  // [n, intermediate]
-    matmul_transposed(s.x, w.up, s.up, threads);      // [n, intermediate]
-    if (w.gate_bias.size() > 0) s.gate.rowwise() += w.gate_bias.transpose();
-    if (w.up_bias.size() > 0) s.up.rowwise() += w.up_bias.transpose();
-    gated_activation(s.gate, s.up, act, threads);
-    matmul_transposed(s.gate, w.down, s.down, threads);  // [n, hidden]
-    if (w.down_bias.size() > 0) s.down.rowwise() += w.down_bias.transpose();
-    for (std::size_t i = 0; i < n; ++i) {  // out[t] += weight * expert(h[t]), one rounding an element
-      Scalar* o = out.row(static_cast<Eigen::Index>(token[first + i])).data();
-      const Scalar* d = s.down.row(static_cast<Eigen::Index>(i)).data();
-      const Scalar g = weight[first + i];
+    if (count[e + 1] > count[e]) routed.push_back(e);
+  }
+  s.outputs.resize(static_cast<Eigen::Index>(routing.expert.size()), hidden);
+  auto run = [&](std::size_t e, int product_threads) {
+    detail::run_expert(h, token.data() + count[e], count[e + 1] - count[e], experts[e], act, product_threads,
+                       s.outputs, count[e]);
+  };
+  if (threads > 1 && routed.size() >= 4 * static_cast<std::size_t>(threads)) {
+    maskgen::detail::parallel_for_dynamic(routed.size(), threads, 1, [&](std::size_t b, std::size_t end) {
+      for (std::size_t i = b; i < end; ++i) run(routed[i], 1);
+    });
+  } else {
+    for (const std::size_t e : routed) run(e, threads);
+  }
+  // out[t] += weight * expert(h[t]), experts in increasing index, one rounding an element.
+  out.setZero(h.rows(), hidden);
+  for (const std::size_t e : routed) {
+    for (std::size_t p = count[e]; p < count[e + 1]; ++p) {
+      Scalar* o = out.row(static_cast<Eigen::Index>(token[p])).data();
+      const Scalar* d = s.outputs.row(static_cast<Eigen::Index>(p)).data();
+      const Scalar g = weight[p];
       for (Eigen::Index c = 0; c < hidden; ++c) o[c] = std::fma(g, d[c], o[c]);
     }
   }
