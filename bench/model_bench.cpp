@@ -1,6 +1,6 @@
 // Prefill, decode and the engine on one model folder, at real model sizes, with the machine's FP32
 // FMA peak and read bandwidth measured at the start of the same run:
-//   model_bench [--model DIR] [--int8] [--threads N] [--long] [Google Benchmark flags]
+//   model_bench [--model DIR] [--int8 | --int4] [--threads N] [--long] [Google Benchmark flags]
 // Without --model: a random model of TinyLlama-1.1B's shape in bfloat16
 // (tests/support/random_model.hpp), written under TMPDIR on first use. Keep the folder in tmpfs
 // while measuring (this machine kind evicts idle file pages), and use bench/real_size_peers.sh to
@@ -39,7 +39,7 @@ using maskgen::TokenMatrix;
 
 struct Setup {
   std::filesystem::path dir;
-  bool int8 = false;
+  maskgen::WeightFormat weights = maskgen::WeightFormat::AsStored;  // --int8, --int4: quantized at load
   bool long_prefill = false;
   int threads = 2;
   maskgen::bench::MachineFigures machine;
@@ -52,7 +52,7 @@ Setup& setup() {
 
 const Model<float>& model() {
   static const Model<float> m = Model<float>::load(
-      setup().dir, {.weights = setup().int8 ? maskgen::WeightFormat::Int8 : maskgen::WeightFormat::AsStored});
+      setup().dir, {.weights = setup().weights});
   return m;
 }
 
@@ -195,7 +195,9 @@ void parse_own_flags(int& argc, char** argv) {
     if (a == "--model" && i + 1 < argc) {
       s.dir = argv[++i];
     } else if (a == "--int8") {
-      s.int8 = true;
+      s.weights = maskgen::WeightFormat::Int8;
+    } else if (a == "--int4") {
+      s.weights = maskgen::WeightFormat::Int4;
     } else if (a == "--long") {
       s.long_prefill = true;
     } else if (a == "--threads" && i + 1 < argc) {
@@ -215,7 +217,10 @@ int main(int argc, char** argv) {
   if (s.dir.empty()) s.dir = maskgen::tools::random_model_folder("tinyllama-1.1B", maskgen::tools::tinyllama_shape());
   benchmark::Initialize(&argc, argv);
   s.machine = maskgen::bench::measure_machine(s.threads);
-  std::cerr << "model " << s.dir << (s.int8 ? " (int8)" : "") << ", " << s.threads << " threads; FP32 FMA peak "
+  const char* format = s.weights == maskgen::WeightFormat::Int8   ? " (int8)"
+                       : s.weights == maskgen::WeightFormat::Int4 ? " (int4)"
+                                                                   : "";
+  std::cerr << "model " << s.dir << format << ", " << s.threads << " threads; FP32 FMA peak "
             << s.machine.fma_peak_flops / 1e9 << " GFLOP/s, read bandwidth " << s.machine.read_bytes_per_s / 1e9
             << " GB/s\n";
   benchmark::AddCustomContext("fma_peak_gflops", std::to_string(s.machine.fma_peak_flops / 1e9));

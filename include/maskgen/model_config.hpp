@@ -22,6 +22,7 @@
 #include "detail/json_file.hpp"
 #include "error.hpp"
 #include "models/layer_spec.hpp"
+#include "weights/quantization_config.hpp"
 
 namespace maskgen {
 
@@ -160,6 +161,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   std::int64_t max_position_embeddings = 0;
   bool tie_word_embeddings = false;       // no lm_head.weight: the embedding matrix is the output head
+  weights::CheckpointQuantization quantization{};  // how the checkpoint packed its linear layers (none: as stored)
   bool qkv_bias = false;                  // q/k/v projections have biases (Qwen2; attention_bias)
   bool o_bias = false;                    // the output projection has a bias (attention_bias)
   QkNorm qk_norm = QkNorm::None;          // RMSNorm of q and k before RoPE (Qwen3, Gemma 3: per head; OLMo 2: whole)

@@ -56,15 +56,26 @@ static_assert(std::endian::native == std::endian::little,
               "maskgen reads safetensors data (little-endian) in place: it needs a little-endian host");
 
 // The element types maskgen reads. Other safetensors dtypes (integers, bool, float8) are rejected.
-enum class DType { F16, BF16, F32, F64 };
+// The floating-point dtypes hold values (each has a codec, weights/codec.hpp); the others hold the
+// packed codes, zeros, indices and scales of quantized checkpoints, read by their formats
+// (weights/quantized_checkpoint.hpp).
+enum class DType { F16, BF16, F32, F64, I32, I64, I8, U8, F8_E4M3 };
 
-// The dtype as safetensors spells it: "F16", "BF16", "F32", "F64".
+inline constexpr DType all_dtypes[] = {DType::F16, DType::BF16, DType::F32, DType::F64, DType::I32,
+                                       DType::I64, DType::I8,   DType::U8,  DType::F8_E4M3};
+
+// The dtype as safetensors spells it: "F16", "BF16", "F32", "F64", "I32", "I64", "I8", "U8", "F8_E4M3".
 inline std::string_view dtype_name(DType dtype) {
   switch (dtype) {
     case DType::F16: return "F16";
     case DType::BF16: return "BF16";
     case DType::F32: return "F32";
     case DType::F64: return "F64";
+    case DType::I32: return "I32";
+    case DType::I64: return "I64";
+    case DType::I8: return "I8";
+    case DType::U8: return "U8";
+    case DType::F8_E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -72,16 +83,33 @@ inline std::string_view dtype_name(DType dtype) {
 // Bytes per element.
 inline std::size_t dtype_size(DType dtype) {
   switch (dtype) {
+    case DType::I8:
+    case DType::U8:
+    case DType::F8_E4M3: return 1;
     case DType::F16:
     case DType::BF16: return 2;
-    case DType::F32: return 4;
-    case DType::F64: return 8;
+    case DType::F32:
+    case DType::I32: return 4;
+    case DType::F64:
+    case DType::I64: return 8;
   }
   return 0;
 }
 
-// The codec that reads `dtype`: every DType has one (weights/codec.hpp).
-inline weights::WeightType stored_type(DType dtype) { return *weights::codec_for_dtype(dtype_name(dtype)); }
+// Whether `dtype` holds values that read() converts (F16, BF16, F32, F64).
+inline bool is_float_dtype(DType dtype) { return weights::codec_for_dtype(dtype_name(dtype)).has_value(); }
+
+// The codec that reads a floating-point `dtype` (is_float_dtype); a format_error naming the tensor
+// for the others, which hold codes rather than values.
+inline weights::WeightType stored_type(DType dtype, std::string_view tensor = "") {
+  const auto codec = weights::codec_for_dtype(dtype_name(dtype));
+  if (!codec) {
+    throw format_error(detail::cat("tensor \"", tensor, "\" has dtype ", dtype_name(dtype),
+                                   "; expected F16, BF16, F32 or F64 values (the checkpoint's quantization_config "
+                                   "says which tensors hold packed codes)"));
+  }
+  return *codec;
+}
 
 // One tensor of a safetensors file, as its header describes it (validated).
 struct TensorInfo {
@@ -255,9 +283,8 @@ inline nlohmann::json parse_header_json(std::string_view text, const HeaderConte
 
 // Known safetensors dtypes maskgen does not read; named as unsupported rather than unknown.
 inline bool is_other_safetensors_dtype(std::string_view s) {
-  static constexpr std::string_view others[] = {"BOOL", "U8",      "I8",      "U16",     "I16",     "U32",
-                                                "I32",  "U64",     "I64",     "F8_E5M2", "F8_E4M3", "F8_E8M0",
-                                                "F4",   "F6_E2M3", "F6_E3M2", "C64"};
+  static constexpr std::string_view others[] = {"BOOL",    "U16", "I16",     "U32",     "U64",    "F8_E5M2",
+                                                "F8_E8M0", "F4",  "F6_E2M3", "F6_E3M2", "C64"};
   return std::ranges::find(others, s) != std::end(others);
 }
 
@@ -266,14 +293,14 @@ inline DType parse_dtype(const nlohmann::json& j, const HeaderContext& where) {
     throw where.fail("\"dtype\" is a JSON ", j.type_name(), "; expected a string such as \"F32\"");
   }
   const auto& s = j.get_ref<const std::string&>();
-  for (const DType d : {DType::F16, DType::BF16, DType::F32, DType::F64}) {
+  for (const DType d : all_dtypes) {
     if (s == dtype_name(d)) return d;
   }
   if (is_other_safetensors_dtype(s)) {
-    throw where.fail("dtype \"", s, "\" is not supported; expected F16, BF16, F32 or F64");
+    throw where.fail("dtype \"", s, "\" is not supported; expected F16, BF16, F32, F64, I32, I64, I8, U8 or F8_E4M3");
   }
   throw where.fail("unknown dtype \"", s.substr(0, 64), s.size() > 64 ? "...\"" : "\"",
-                   "; expected F16, BF16, F32 or F64");
+                   "; expected F16, BF16, F32, F64, I32, I64, I8, U8 or F8_E4M3");
 }
 
 // A non-negative integer that fits `limit`; `what` names the field in the message.
@@ -486,6 +513,7 @@ class SafetensorsFile {
                                        "\" of shape ", detail::shape_string(t.shape), " in ", path_, " has ",
                                        t.numel()));
     }
+    (void)stored_type(t.dtype, name);  // values only: codes are read by their formats
     detail::decode(t.dtype, map_.bytes().subspan(t.begin, t.end - t.begin), out);
   }
 

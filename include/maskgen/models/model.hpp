@@ -50,12 +50,14 @@ enum class LogitsFor {
 };
 
 // How Model::load keeps the weights of the projections and the output head: AsStored (the
-// checkpoint's own elements, F32, BF16, F16, read in place from the mapped file) or Int8
-// (quantized at load: symmetric int8, one float scale per output row, a copy).
+// checkpoint's own elements, F32, BF16, F16, read in place from the mapped file), Int8
+// (quantized at load: symmetric int8, one float scale per output row, a copy) or Int4 (quantized
+// at load: 4-bit codes in groups along k with a float16 scale and a zero each, LoadOptions::int4).
 using WeightFormat = weights::Quantization;
 
 struct LoadOptions {
   WeightFormat weights = WeightFormat::AsStored;  // see WeightFormat
+  weights::Int4Options int4{};                    // how WeightFormat::Int4 quantizes
 };
 
 struct ForwardOptions {
@@ -311,7 +313,7 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   const ModelConfig& c = model.config_;
   const TensorNames& names = find_family(c.model_type)->names;
   const weights::WeightReader<Scalar> read(std::make_shared<const SafetensorsCheckpoint>(SafetensorsCheckpoint::open(dir)),
-                                          options.weights);
+                                          options.weights, options.int4, c.quantization);
   const auto hidden = c.hidden_size, inter = c.intermediate_size;
   model.rope_frequencies_ = RopeFrequencies(c.rope, c.head_dim);
   if (c.local_rope) model.local_rope_frequencies_ = RopeFrequencies(*c.local_rope, c.head_dim);
@@ -324,7 +326,7 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   };
   // The embedding table is looked up a row at a time, so it stays as stored, in place; tied to the
   // output head (and not quantized for it), it is packed for the head and looked up in its panels.
-  const bool head_is_embedding = c.tie_word_embeddings && options.weights != WeightFormat::Int8;
+  const bool head_is_embedding = c.tie_word_embeddings && options.weights == WeightFormat::AsStored;
   const std::string embed(names.embed);
   model.embed_tokens_ = head_is_embedding ? read.matrix(embed, c.vocab_size, hidden, WeightFormat::AsStored)
                                           : read.row_major(embed, c.vocab_size, hidden, WeightFormat::AsStored);
@@ -385,7 +387,7 @@ Model<Scalar> Model<Scalar>::load(const std::filesystem::path& dir, const LoadOp
   model.final_norm_ = norm(std::string(names.final_norm), hidden);
   if (!c.tie_word_embeddings) {
     model.lm_head_ = read.matrix(std::string(names.lm_head), c.vocab_size, hidden);
-  } else if (options.weights == WeightFormat::Int8) {  // the head is quantized, the lookup table is not
+  } else if (options.weights != WeightFormat::AsStored) {  // the head is quantized, the lookup table is not
     model.lm_head_ = read.matrix(embed, c.vocab_size, hidden);
   }
   return model;

@@ -97,6 +97,54 @@ inline void widen_panel_row(const typename Codec::storage* p, typename Simd<Scal
   }
 }
 
+// ---- Grouped codes ---------------------------------------------------------------------------
+
+// Storage units (Codec::storage) of one panel row: panel_cols elements, or fewer bytes of codes.
+template <class Codec>
+inline constexpr std::size_t row_units = [] {
+  if constexpr (requires { Codec::row_units; }) return Codec::row_units;
+  else return panel_cols;
+}();
+
+template <class Codec>
+inline constexpr bool grouped_codec = requires { Codec::bits; };
+
+// For a grouped codec: the zeros and scales of a tile's NP panels in the group of the current k.
+template <class Codec, int NP>
+struct GroupedPanels {
+  using Floats = typename Simd<float>::type;
+  Floats zero[NP][2], scale[NP][2];
+  std::size_t group = static_cast<std::size_t>(-1);
+  std::size_t next = 0;  // the first k whose group may differ from `group`
+
+  void at(const Groups& g, std::size_t panel, std::size_t k) {
+    if (k < next) return;
+    const std::size_t gi = g.group(k);
+    next = g.group_of ? k + 1 : (gi + 1) * g.size;
+    if (gi == group) return;
+    group = gi;
+    for (int q = 0; q < NP; ++q) Codec::load_group(g, panel + static_cast<std::size_t>(q), gi, zero[q], scale[q]);
+  }
+};
+
+// Panel q's row of codes at p, widened with its group's zeros and scales into NV vectors of Scalar.
+template <class Scalar, class Codec, int NP>
+inline void widen_grouped_row(const typename Codec::storage* p, const GroupedPanels<Codec, NP>& groups, int q,
+                              typename Simd<Scalar>::type* out) {
+  typename Simd<float>::type values[2];
+  Codec::widen(p, groups.zero[q], groups.scale[q], values);
+  if constexpr (std::is_same_v<Scalar, float>) {
+    out[0] = values[0];
+    out[1] = values[1];
+  } else {
+    using Wide = typename Vector<Scalar, Simd<float>::lanes>::type;  // two vectors of Scalar
+    for (int h = 0; h < 2; ++h) {
+      const Wide wide = __builtin_convertvector(values[h], Wide);
+      std::memcpy(&out[2 * h], &wide, sizeof wide);
+    }
+  }
+}
+
 // ---- The micro-kernel ------------------------------------------------------------------------
 
 // C[M, NP * panel_cols] (+)= X_tile · W_panelsᵀ over kc steps of k.
@@ -105,12 +153,15 @@ inline void widen_panel_row(const typename Codec::storage* p, typename Simd<Scal
 //   c: [M, ldc]; accumulate: continue the chains stored in c (a later block of k) or start at 0;
 //   scales: multiply the finished chains by these (int8, the last block of k), or null;
 //   ahead: if set, panels laid out as w's (same strides and count) that are prefetched into L2
-//   at the pace w is read (the next panels the first tile of a block will read from memory).
+//   at the pace w is read (the next panels the first tile of a block will read from memory);
+//   groups, panel, k0: a grouped codec's groups, the index of the first panel and the k of step 0.
 template <class Scalar, class Codec, int M, int NP>
 inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
                        Scalar* c, std::size_t ldc, bool accumulate, const float* scales,
-                       const typename Codec::storage* ahead) {
-  constexpr std::size_t step_bytes = panel_cols * sizeof(typename Codec::storage);  // one panel row
+                       const typename Codec::storage* ahead, const Groups* groups, std::size_t panel,
+                       std::size_t k0) {
+  constexpr std::size_t units = row_units<Codec>;
+  constexpr std::size_t step_bytes = units * sizeof(typename Codec::storage);  // one panel row
   using S = Simd<Scalar>;
   using V = typename S::type;
   constexpr int NV = TileShape<Scalar>::vectors;
@@ -127,17 +178,24 @@ inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::s
       }
     }
   }
+  [[maybe_unused]] GroupedPanels<Codec, NP> group;
   for (std::size_t t = 0; t < kc; ++t) {
     if (ahead && (t * step_bytes) % 64 == 0) {
 #pragma GCC unroll 8
       for (int q = 0; q < NP; ++q) {
         for (std::size_t b = 0; b < step_bytes; b += 64)
-          __builtin_prefetch(reinterpret_cast<const char*>(ahead + q * panel_stride + t * panel_cols) + b, 0, 2);
+          __builtin_prefetch(reinterpret_cast<const char*>(ahead + q * panel_stride + t * units) + b, 0, 2);
       }
     }
     V wv[A];
+    if constexpr (grouped_codec<Codec>) {
+      group.at(*groups, panel, k0 + t);
 #pragma GCC unroll 8
-    for (int q = 0; q < NP; ++q) widen_panel_row<Scalar, Codec>(w + q * panel_stride + t * panel_cols, wv + q * NV);
+      for (int q = 0; q < NP; ++q) widen_grouped_row<Scalar>(w + q * panel_stride + t * units, group, q, wv + q * NV);
+    } else {
+#pragma GCC unroll 8
+      for (int q = 0; q < NP; ++q) widen_panel_row<Scalar, Codec>(w + q * panel_stride + t * units, wv + q * NV);
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
       V xb;
@@ -168,18 +226,19 @@ inline void panel_tile(const Scalar* xp, std::size_t kc, const typename Codec::s
 template <class Scalar, class Codec, int M>
 inline void tile_panels(const Scalar* xp, std::size_t kc, const typename Codec::storage* w, std::size_t panel_stride,
                         std::size_t count, Scalar* c, std::size_t ldc, bool accumulate, const float* scales,
-                        const typename Codec::storage* ahead) {
+                        const typename Codec::storage* ahead, const Groups* groups, std::size_t panel,
+                        std::size_t k0) {
   constexpr auto NP = static_cast<std::size_t>(TileShape<Scalar>::panels(M));
   auto at = [](const auto* p, std::size_t offset) { return p ? p + offset : nullptr; };
   std::size_t q = 0;
   for (; q + NP <= count; q += NP) {
     panel_tile<Scalar, Codec, M, static_cast<int>(NP)>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols,
                                                        ldc, accumulate, at(scales, q * panel_cols),
-                                                       at(ahead, q * panel_stride));
+                                                       at(ahead, q * panel_stride), groups, panel + q, k0);
   }
   for (; q < count; ++q) {
     panel_tile<Scalar, Codec, M, 1>(xp, kc, w + q * panel_stride, panel_stride, c + q * panel_cols, ldc, accumulate,
-                                    at(scales, q * panel_cols), at(ahead, q * panel_stride));
+                                    at(scales, q * panel_cols), at(ahead, q * panel_stride), groups, panel + q, k0);
   }
 }
 
@@ -187,10 +246,15 @@ inline void tile_panels(const Scalar* xp, std::size_t kc, const typename Codec::
 template <class Scalar, class Codec, int M = 1>
 inline void tile_panels_dispatch(int rows, const Scalar* xp, std::size_t kc, const typename Codec::storage* w,
                                  std::size_t panel_stride, std::size_t count, Scalar* c, std::size_t ldc,
-                                 bool accumulate, const float* scales, const typename Codec::storage* ahead) {
+                                 bool accumulate, const float* scales, const typename Codec::storage* ahead,
+                                 const Groups* groups, std::size_t panel, std::size_t k0) {
   if constexpr (M <= TileShape<Scalar>::max_rows) {
-    if (rows == M) return tile_panels<Scalar, Codec, M>(xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead);
-    tile_panels_dispatch<Scalar, Codec, M + 1>(rows, xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead);
+    if (rows == M) {
+      return tile_panels<Scalar, Codec, M>(xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead, groups,
+                                           panel, k0);
+    }
+    tile_panels_dispatch<Scalar, Codec, M + 1>(rows, xp, kc, w, panel_stride, count, c, ldc, accumulate, scales, ahead,
+                                               groups, panel, k0);
   }
 }
 
@@ -210,10 +274,12 @@ inline constexpr std::size_t l2_rows_bytes = 196608;
 //   x: [m, k]; w: the packed panels; y: [m, ldy] with room for whole panels.
 template <class Scalar, class Codec>
 void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename Codec::storage* w,
-                   const float* scales, std::size_t p0, std::size_t p1, Scalar* y, std::size_t ldy) {
+                   const float* scales, const Groups* groups, std::size_t p0, std::size_t p1, Scalar* y,
+                   std::size_t ldy) {
   using Shape = TileShape<Scalar>;
   constexpr auto max_rows = static_cast<std::size_t>(Shape::max_rows);
-  const std::size_t panel_stride = k * panel_cols;
+  constexpr std::size_t units = row_units<Codec>;
+  const std::size_t panel_stride = k * units;
   // Tiles of balanced sizes (16 rows: 6 + 5 + 5 with AVX2, not 6 + 6 + 4): tile i starts at first(i).
   const std::size_t tiles = (m + max_rows - 1) / max_rows, base = m / tiles, extra = m % tiles;
   auto first = [&](std::size_t i) { return i * base + std::min(i, extra); };
@@ -222,7 +288,7 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
       std::max(Shape::panels(static_cast<int>(base)), Shape::panels(static_cast<int>(base + (extra > 0)))));
   const std::size_t tiles_per_block = std::max<std::size_t>(1, row_block / max_rows);
   const std::size_t kc_shared =
-      std::max<std::size_t>(16, l1_panel_bytes / (panel_cols * sizeof(typename Codec::storage) * group));
+      std::max<std::size_t>(16, l1_panel_bytes / (units * sizeof(typename Codec::storage) * group));
   thread_local std::vector<Scalar> packed;  // the block's tiles of X for one block of k
   for (std::size_t b0 = 0; b0 < tiles; b0 += tiles_per_block) {
     const std::size_t b1 = std::min(tiles, b0 + tiles_per_block);
@@ -259,7 +325,7 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
       }
       for (std::size_t p = p0; p < p1; p += group) {
         const std::size_t count = std::min(group, p1 - p);
-        const auto* panels = w + p * panel_stride + k0 * panel_cols;
+        const auto* panels = w + p * panel_stride + k0 * units;
         // The block's first tile reads these panels from memory, the others from cache; the
         // second prefetches what the first will read next, the same block of the next group (a
         // lone tile prefetches it itself: two streams from memory instead of one).
@@ -271,7 +337,7 @@ void matmul_panels(const Scalar* x, std::size_t m, std::size_t k, const typename
           tile_panels_dispatch<Scalar, Codec>(static_cast<int>(mi), xp, kn, panels, panel_stride, count,
                                               c_at(r0, p * panel_cols), ldc, k0 > 0,
                                               last && scales ? scales + p * panel_cols : nullptr,
-                                              i == prefetcher ? next : nullptr);
+                                              i == prefetcher ? next : nullptr, groups, p, k0);
         }
       }
     }
@@ -314,7 +380,7 @@ void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Sc
     // not run at one speed): about four a thread, each a contiguous run of panels.
     const std::size_t grain = std::max<std::size_t>(1, groups / (4 * static_cast<std::size_t>(threads)));
     maskgen::detail::parallel_for_dynamic(groups, threads, grain, [&](std::size_t g0, std::size_t g1) {
-      detail::matmul_panels<Scalar, Codec>(x.data(), m, k, data, w.scales, g0 * detail::panel_group,
+      detail::matmul_panels<Scalar, Codec>(x.data(), m, k, data, w.scales, &w.groups, g0 * detail::panel_group,
                                            std::min(panels, g1 * detail::panel_group), out, padded);
     });
   };
@@ -330,6 +396,8 @@ void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Sc
     case WeightType::BF16: run(detail::Bf16{}); break;
     case WeightType::F16: run(detail::F16{}); break;
     case WeightType::I8: run(detail::I8{}); break;
+    case WeightType::Q4: run(weights::GroupedCodes<4>{}); break;
+    case WeightType::Q8: run(weights::GroupedCodes<8>{}); break;
   }
   if (padded != n) y = wide.leftCols(static_cast<Eigen::Index>(n));
 }

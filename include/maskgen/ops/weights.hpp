@@ -11,6 +11,7 @@
 namespace maskgen::ops {
 
 using weights::AlignedBytes;
+using weights::Groups;
 using weights::element_index;
 using weights::pack_panels;
 using weights::panel_cols;

@@ -48,14 +48,16 @@ void visit_codec(WeightType type, F&& f) {
 // The codec that reads the safetensors dtype named `dtype` ("BF16"), if one does.
 constexpr std::optional<WeightType> codec_for_dtype(std::string_view dtype) { return Codecs::reading(dtype); }
 
-// "F32", "F64", "BF16", "F16", "I8".
+// "F32", "F64", "BF16", "F16", "I8", "Q4", "Q8".
 inline std::string_view weight_type_name(WeightType type) {
+  if (type == WeightType::Q4) return "Q4";
+  if (type == WeightType::Q8) return "Q8";
   std::string_view name = "?";
   visit_codec(type, [&]<class Codec>(Codec) { name = Codec::name; });
   return name;
 }
 
-// Bytes of one stored element.
+// Bytes of one stored element (0 for the grouped codes, which are counted by their panel rows).
 inline std::size_t element_bytes(WeightType type) {
   std::size_t bytes = 0;
   visit_codec(type, [&]<class Codec>(Codec) { bytes = sizeof(typename Codec::storage); });

@@ -46,6 +46,9 @@ struct F16 {
     return format::widen_bits<Scalar>(h);
   }
 
+  // x rounded to the nearest float16 (ties to even; beyond the largest finite one: infinity).
+  static storage narrow(float x) { return std::bit_cast<storage>(static_cast<_Float16>(x)); }
+
   static std::optional<std::size_t> first_non_finite(std::span<const std::byte> bytes) {
     return format::first_non_finite(bytes);
   }

@@ -13,6 +13,7 @@
 
 #include "../ops/simd.hpp"
 #include "codec.hpp"
+#include "grouped.hpp"
 
 namespace maskgen::weights {
 
@@ -29,13 +30,21 @@ struct WeightMatrix {
   const float* scales = nullptr;       // I8 only: [rows] (panels: padded with zeros to whole panels),
                                        // row r's values are q * scales[r]
   bool panels = false;                 // data is in the kernel's panel layout
-  std::shared_ptr<const void> keep;    // keeps data (and scales) alive
+  std::shared_ptr<const void> keep;    // keeps data (and scales, groups) alive
+  Groups groups{};                     // Q4, Q8 only (always in panels): codes' scales and zeros
 
+  bool grouped() const { return groups.bits != 0; }
   std::size_t element_bytes() const { return weights::element_bytes(type); }
   // Panels of the kernel's layout (the last one padded with zero rows).
   std::size_t panel_count() const { return (rows + panel_cols - 1) / panel_cols; }
-  // Bytes of data: rows * cols elements, or whole panels.
-  std::size_t bytes() const { return (panels ? panel_count() * panel_cols : rows) * cols * element_bytes(); }
+  // Bytes of data: rows * cols elements, or whole panels (grouped: codes, zeros and scales).
+  std::size_t bytes() const {
+    if (grouped()) {
+      const std::size_t row = groups.row_bytes(panel_cols);
+      return panel_count() * (cols * row + groups.count * panel_cols * (1 + groups.scale_bytes()));
+    }
+    return (panels ? panel_count() * panel_cols : rows) * cols * element_bytes();
+  }
 };
 
 // Where element i (0 <= i < panel_cols) of a panel row sits in the kernel's layout. BF16 panels
@@ -54,10 +63,25 @@ inline std::size_t element_index(const WeightMatrix& w, std::size_t r, std::size
   return (r / panel_cols) * w.cols * panel_cols + c * panel_cols + panel_slot(w.type, r % panel_cols);
 }
 
+// Element (r, c) of a grouped matrix, (q - z) * s, computed in float as the kernels compute it.
+inline float grouped_value(const WeightMatrix& w, std::size_t r, std::size_t c) {
+  const Groups& g = w.groups;
+  const std::size_t p = r / panel_cols, i = r % panel_cols, row = g.row_bytes(panel_cols), group = g.group(c);
+  const auto* codes = reinterpret_cast<const std::uint8_t*>(w.data);
+  const unsigned q = code_at(codes + (p * w.cols + c) * row, g.bits, panel_cols, i);
+  const unsigned z = g.zeros[(p * g.count + group) * panel_cols + i];
+  const float s = scale_at(g.scales + (p * g.count + group) * panel_cols * g.scale_bytes(), g.scale_type, i);
+  return static_cast<float>(static_cast<int>(q) - static_cast<int>(z)) * s;
+}
+
 // Row r of `w` widened into out[0, cols), as the kernels widen it (times the row's scale for a
 // scaled codec).
 template <class Scalar>
 void weight_row(const WeightMatrix& w, std::size_t r, Scalar* out) {
+  if (w.grouped()) {
+    for (std::size_t c = 0; c < w.cols; ++c) out[c] = static_cast<Scalar>(grouped_value(w, r, c));
+    return;
+  }
   const std::size_t first = element_index(w, r, 0);
   const std::size_t stride = w.panels ? panel_cols : 1;  // elements between (r, c) and (r, c + 1)
   visit_codec(w.type, [&]<class Codec>(Codec) {

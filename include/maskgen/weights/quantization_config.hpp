@@ -1,9 +1,18 @@
 #pragma once
-// config.json's "quantization_config": the quantization a checkpoint says its tensors are in. None
-// is read today: a config without one reads every tensor as stored, and one that names a method is
-// refused before any weight is touched.
+// A checkpoint's quantization, as config.json's "quantization_config" (or GPTQ's
+// quantize_config.json beside it) says: which method packed its linear layers, at how many bits,
+// in which groups, and which modules it left as stored. quantized_checkpoint.hpp reads each packed
+// layer by it. A config without one (or with null) reads every tensor as stored; a method, bit
+// width, group size or format maskgen does not read is refused here, by name, before any weight is
+// touched.
 
+#include <cctype>
+#include <cstdint>
+#include <initializer_list>
+#include <regex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -11,18 +20,211 @@
 
 namespace maskgen::weights {
 
-// Refuses a config.json (the object `config`, named `source` in messages) whose
-// "quantization_config" asks for a quantization method: its tensors would not be the values they
-// hold as stored. A config without one (or with null) reads every tensor as stored.
-inline void check_quantization_config(const nlohmann::json& config, const std::string& source) {
+// The packings maskgen reads.
+enum class PackedMethod {
+  None,               // every tensor as stored
+  Gptq,               // quant_method "gptq": GPTQModel / AutoGPTQ
+  Awq,                // quant_method "awq", version "gemm": AutoAWQ
+  CompressedTensors,  // quant_method "compressed-tensors", format "pack-quantized": llm-compressor
+};
+
+struct CheckpointQuantization {
+  PackedMethod method = PackedMethod::None;
+  int bits = 0;                    // 4 or 8
+  std::int64_t group_size = 0;     // k of a group; 0: one group over the whole of k (GPTQ's -1, a channel)
+  bool symmetric = true;           // compressed-tensors: no zero points (codes offset by 2^(bits-1))
+  bool zero_minus_one = false;     // GPTQ's first checkpoint format: qzeros hold zero - 1
+  std::vector<std::string> not_converted;  // modules left as stored: names, suffixes, or "re:" patterns
+  std::string source;              // where it was read, for messages
+
+  bool packed() const { return method != PackedMethod::None; }
+
+  // Whether the config names `module` ("model.layers.0.mlp.down_proj") as left as stored.
+  bool leaves_as_stored(std::string_view module) const {
+    for (const std::string& m : not_converted) {
+      if (m.starts_with("re:")) {
+        if (std::regex_match(std::string(module), std::regex(m.substr(3)))) return true;
+      } else if (module == m || (module.size() > m.size() && module.ends_with(m) &&
+                                 module[module.size() - m.size() - 1] == '.')) {
+        return true;
+      }
+    }
+    return false;
+  }
+};
+
+namespace detail {
+
+// A field of the quantization config, typed, or its default; refuses another type by name.
+struct QuantFields {
+  const nlohmann::json& j;
+  const std::string& where;
+
+  [[noreturn]] void fail(std::string_view key, const std::string& what) const {
+    throw format_error(maskgen::detail::cat(where, ": \"", key, "\" ", what));
+  }
+  bool has(const char* key) const { return j.contains(key) && !j[key].is_null(); }
+  std::string string(const char* key, const std::string& fallback) const {
+    if (!has(key)) return fallback;
+    if (!j[key].is_string()) fail(key, maskgen::detail::cat("is ", j[key].dump(), "; expected a string"));
+    return j[key].get<std::string>();
+  }
+  std::int64_t integer(const char* key, std::int64_t fallback) const {
+    if (!has(key)) return fallback;
+    if (!j[key].is_number_integer()) fail(key, maskgen::detail::cat("is ", j[key].dump(), "; expected an integer"));
+    return j[key].get<std::int64_t>();
+  }
+  bool boolean(const char* key, bool fallback) const {
+    if (!has(key)) return fallback;
+    if (!j[key].is_boolean()) fail(key, maskgen::detail::cat("is ", j[key].dump(), "; expected true or false"));
+    return j[key].get<bool>();
+  }
+  std::vector<std::string> strings(const char* key) const {
+    std::vector<std::string> out;
+    if (!has(key)) return out;
+    if (!j[key].is_array()) fail(key, maskgen::detail::cat("is ", j[key].dump(), "; expected a list of module names"));
+    for (const auto& v : j[key]) {
+      if (!v.is_string()) fail(key, maskgen::detail::cat("holds ", v.dump(), "; expected module names"));
+      out.push_back(v.get<std::string>());
+      if (out.back().starts_with("re:")) {
+        try {
+          (void)std::regex(out.back().substr(3));
+        } catch (const std::regex_error&) {
+          fail(key, maskgen::detail::cat("holds ", v.dump(), ", which is not a regular expression"));
+        }
+      }
+    }
+    return out;
+  }
+};
+
+inline void check_bits(const QuantFields& f, const char* key, std::int64_t bits, std::string_view method,
+                       std::initializer_list<std::int64_t> allowed) {
+  for (const auto b : allowed) {
+    if (bits == b) return;
+  }
+  f.fail(key, maskgen::detail::cat("is ", bits, "; maskgen reads ", method, " at ",
+                                   allowed.size() == 1 ? "4" : "4 or 8", " bits"));
+}
+
+inline void check_group(const QuantFields& f, const char* key, std::int64_t group, bool whole_allowed) {
+  if (group > 0 && group <= (std::int64_t{1} << 20)) return;
+  if (group == -1 && whole_allowed) return;
+  f.fail(key, maskgen::detail::cat("is ", group, "; expected a positive group size",
+                                   whole_allowed ? " or -1 (one group over all inputs)" : ""));
+}
+
+inline CheckpointQuantization read_gptq(const QuantFields& f, CheckpointQuantization q) {
+  q.method = PackedMethod::Gptq;
+  q.bits = static_cast<int>(f.integer("bits", 4));
+  check_bits(f, "bits", q.bits, "GPTQ", {4, 8});
+  const std::int64_t group = f.integer("group_size", 128);
+  check_group(f, "group_size", group, true);
+  q.group_size = group == -1 ? 0 : group;
+  // GPTQModel writes "checkpoint_format" (older: "format"); "gptq" stores zero - 1, "gptq_v2" the zero.
+  const std::string format = f.string("checkpoint_format", f.string("format", "gptq"));
+  if (format != "gptq" && format != "gptq_v2") {
+    f.fail(f.has("checkpoint_format") ? "checkpoint_format" : "format",
+           maskgen::detail::cat("is \"", format, "\"; maskgen reads GPTQ's \"gptq\" and \"gptq_v2\" formats"));
+  }
+  q.zero_minus_one = format == "gptq";
+  (void)f.boolean("desc_act", false);  // act-order: g_idx says each input's group, read from the file
+  (void)f.boolean("sym", true);        // the zeros are stored either way
+  q.not_converted = f.strings("modules_to_not_convert");
+  return q;
+}
+
+inline CheckpointQuantization read_awq(const QuantFields& f, CheckpointQuantization q) {
+  q.method = PackedMethod::Awq;
+  q.bits = static_cast<int>(f.integer("bits", f.integer("w_bit", 4)));
+  check_bits(f, "bits", q.bits, "AWQ", {4});
+  const std::string version = f.string("version", "gemm");
+  if (version != "gemm" && version != "GEMM") {
+    f.fail("version", maskgen::detail::cat("is \"", version, "\"; maskgen reads AWQ's \"gemm\" packing"));
+  }
+  if (!f.boolean("zero_point", true)) f.fail("zero_point", "is false; maskgen reads AWQ with zero points");
+  const std::int64_t group = f.integer("group_size", f.integer("q_group_size", 128));
+  check_group(f, "group_size", group, false);
+  q.group_size = group;
+  q.not_converted = f.strings("modules_to_not_convert");
+  return q;
+}
+
+inline CheckpointQuantization read_compressed_tensors(const QuantFields& f, CheckpointQuantization q) {
   using maskgen::detail::cat;
-  if (!config.is_object() || !config.contains("quantization_config") || config["quantization_config"].is_null()) return;
-  const nlohmann::json& q = config["quantization_config"];
-  // As JSON: a string keeps its quotes.
-  const std::string method = q.is_object() && q.contains("quant_method") ? q["quant_method"].dump() : "(none given)";
-  throw format_error(cat(source, ": \"quantization_config\" asks for quant_method ", method,
-                         ", which maskgen does not read; it reads F32, F64, BF16 and F16 tensors as stored "
-                         "(and quantizes to int8 at load when asked)"));
+  q.method = PackedMethod::CompressedTensors;
+  const std::string format = f.string("format", "");
+  if (!f.has("config_groups") || !f.j["config_groups"].is_object() || f.j["config_groups"].empty()) {
+    f.fail("config_groups", "is missing or empty; expected the quantization scheme of the Linear layers");
+  }
+  bool first = true;
+  for (const auto& [name, group] : f.j["config_groups"].items()) {
+    const std::string where = cat(f.where, " config_groups.", name);
+    if (!group.is_object()) throw format_error(cat(where, " is ", group.dump(), "; expected an object"));
+    const QuantFields g{group, where};
+    const std::string group_format = g.string("format", format);
+    if (group_format != "pack-quantized") {
+      g.fail("format", cat("is \"", group_format, "\"; maskgen reads compressed-tensors' \"pack-quantized\" format"));
+    }
+    if (g.has("input_activations")) {
+      g.fail("input_activations", "are quantized; maskgen reads weight-only schemes (W4A16, W8A16)");
+    }
+    if (!g.has("weights") || !group["weights"].is_object()) g.fail("weights", "is missing; expected the weight scheme");
+    const QuantFields w{group["weights"], where + " weights"};
+    const std::string type = w.string("type", "int");
+    if (type != "int") w.fail("type", cat("is \"", type, "\"; pack-quantized weights are integers"));
+    const int bits = static_cast<int>(w.integer("num_bits", 0));
+    check_bits(w, "num_bits", bits, "compressed-tensors", {4, 8});
+    const std::string strategy = w.string("strategy", "");
+    std::int64_t size = 0;
+    if (strategy == "group") {
+      size = w.integer("group_size", 0);
+      check_group(w, "group_size", size, false);
+    } else if (strategy != "channel") {
+      w.fail("strategy", cat("is \"", strategy, "\"; maskgen reads the \"group\" and \"channel\" strategies"));
+    }
+    const bool symmetric = w.boolean("symmetric", true);
+    if (!first && (bits != q.bits || size != q.group_size || symmetric != q.symmetric)) {
+      throw format_error(cat(where, ": a second weight scheme; maskgen reads one scheme for every Linear layer"));
+    }
+    q.bits = bits;
+    q.group_size = size;
+    q.symmetric = symmetric;
+    first = false;
+  }
+  q.not_converted = f.strings("ignore");
+  return q;
+}
+
+}  // namespace detail
+
+// The quantization of the checkpoint whose config.json is the object `config` (named `source` in
+// messages); `beside` is quantize_config.json's object where config.json has none (or null).
+inline CheckpointQuantization read_quantization_config(const nlohmann::json& config, const std::string& source,
+                                                       const nlohmann::json& beside = nullptr) {
+  using maskgen::detail::cat;
+  const bool in_config = config.is_object() && config.contains("quantization_config") &&
+                         !config["quantization_config"].is_null();
+  CheckpointQuantization q;
+  if (!in_config && !beside.is_object()) return q;
+  const nlohmann::json& j = in_config ? config["quantization_config"] : beside;
+  q.source = in_config ? source + " \"quantization_config\"" : "quantize_config.json";
+  if (!j.is_object()) throw format_error(cat(q.source, " is ", j.dump(), "; expected an object"));
+  const detail::QuantFields f{j, q.source};
+  // quantize_config.json of older GPTQ checkpoints has no quant_method: it is GPTQ's own file.
+  std::string method = f.string("quant_method", in_config ? "" : "gptq");
+  for (auto& ch : method) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (method == "gptq") return detail::read_gptq(f, q);
+  if (method == "awq") return detail::read_awq(f, q);
+  if (method == "compressed-tensors") return detail::read_compressed_tensors(f, q);
+  throw format_error(cat(q.source, " asks for quant_method ", method.empty() ? "(none given)" : "\"" + method + "\"",
+                         ", which maskgen does not read; it reads \"gptq\", \"awq\" (gemm) and \"compressed-tensors\" "
+                         "(pack-quantized) checkpoints, and F32, F64, BF16 and F16 tensors as stored"));
+}
+
+// Refuses a config.json whose quantization_config maskgen does not read (read_quantization_config).
+inline void check_quantization_config(const nlohmann::json& config, const std::string& source) {
+  (void)read_quantization_config(config, source);
 }
 
 }  // namespace maskgen::weights

@@ -23,6 +23,7 @@
 #include "matrix.hpp"
 #include "packing.hpp"
 #include "quantization.hpp"
+#include "quantized_checkpoint.hpp"
 
 namespace maskgen::weights {
 
@@ -48,11 +49,18 @@ class WeightReader {
  public:
   using Vector = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
 
-  // `quantization` applies to every matrix read without one of its own.
-  WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, Quantization quantization)
+  // `quantization` applies to every matrix read without one of its own; `int4` says how
+  // Quantization::Int4 quantizes; `packed` is how the checkpoint packed its linear layers (their
+  // packed tensors are read as such whatever `quantization` says).
+  WeightReader(std::shared_ptr<const SafetensorsCheckpoint> checkpoint, Quantization quantization,
+               Int4Options int4 = {}, CheckpointQuantization packed = {})
       : checkpoint_(std::move(checkpoint)),
         quantization_(quantization),
-        threads_(maskgen::detail::resolve_thread_count(0, "threads")) {}
+        int4_(int4),
+        packed_(std::move(packed)),
+        threads_(maskgen::detail::resolve_thread_count(0, "threads")) {
+    if (quantization_ == Quantization::Int4) check_int4_options(int4_);
+  }
 
   // A projection's weights in the matmul kernel's panels (pack_panels), in the stored element type
   // (or int8 with Quantization::Int8). The panels replace the file's pages: those of the tensor
@@ -66,6 +74,14 @@ class WeightReader {
   // part of a fused tensor (Phi-3's qkv_proj and gate_up_proj), read from its own rows of the file.
   WeightMatrix matrix_rows(const std::string& name, std::int64_t total_rows, std::int64_t cols, std::int64_t first,
                            std::int64_t rows, std::optional<Quantization> quantization = std::nullopt) const {
+    if (packed_.packed() && name.ends_with(".weight") && first >= 0 && rows >= 0 && first + rows <= total_rows) {
+      const std::string module = name.substr(0, name.size() - 7);
+      if (auto w = read_packed_layer(*checkpoint_, packed_, module, static_cast<std::size_t>(total_rows),
+                                     static_cast<std::size_t>(cols), static_cast<std::size_t>(first),
+                                     static_cast<std::size_t>(rows), threads_)) {
+        return *w;
+      }
+    }
     const WeightMatrix w = row_major_rows(name, total_rows, cols, first, rows, quantization);
     const bool mapped = w.keep == checkpoint_;
     return pack_panels(w, threads_, [&](std::size_t rows_done) {
@@ -101,11 +117,12 @@ class WeightReader {
         w = owned(part(checkpoint_->template load<Scalar>(name, {total_rows, cols})), rows, cols);
       }
     }
-    if (held_type(stored, quantization.value_or(quantization_)) == WeightType::I8) {
+    const WeightType held = held_type(stored, quantization.value_or(quantization_));
+    if (held == WeightType::I8 || held == WeightType::Q4) {
       std::vector<float> wide(static_cast<std::size_t>(total_rows * cols));
       checkpoint_->read(name, std::span<float>(wide));
       maskgen::detail::release_mapped_pages(bytes.data(), bytes.size());  // the quantized copy replaces them
-      return quantize_int8(part(std::move(wide)).data(), w.rows, w.cols);
+      return quantized(part(std::move(wide)).data(), held, w.rows, w.cols);
     }
     return w;
   }
@@ -127,8 +144,13 @@ class WeightReader {
     return v;
   }
 
-  // Whether the checkpoint holds a tensor of this name.
-  bool contains(const std::string& name) const { return checkpoint_->contains(name); }
+  // Whether the checkpoint holds a tensor of this name (for a matrix "....weight", its packed codes
+  // count too).
+  bool contains(const std::string& name) const {
+    if (checkpoint_->contains(name)) return true;
+    return packed_.packed() && name.ends_with(".weight") &&
+           checkpoint_->contains(packed_tensor(packed_, name.substr(0, name.size() - 7)));
+  }
 
   // A matrix inside a tensor of `shape` (TensorPart), as matrix() reads a whole one: in the
   // kernel's panels in the stored type (or int8), only the part's elements scanned and read.
@@ -141,10 +163,11 @@ class WeightReader {
     const std::byte* base = all.data() + static_cast<std::size_t>(part.offset) * esize;
     const std::span<const std::byte> extent = all.subspan(static_cast<std::size_t>(part.first()) * esize,
                                                           static_cast<std::size_t>(part.end() - part.first()) * esize);
-    const bool to_int8 = held_type(stored, quantization.value_or(quantization_)) == WeightType::I8;
-    bool convert = to_int8;
+    const WeightType held = held_type(stored, quantization.value_or(quantization_));
+    const bool to_int = held == WeightType::I8 || held == WeightType::Q4;
+    bool convert = to_int;
     if constexpr (!std::is_same_v<Scalar, double>) convert = convert || stored == WeightType::F64;
-    if (convert) {  // a converted copy: widened to float for int8, or float64 narrowed to Scalar
+    if (convert) {  // a converted copy: widened to float for int8 and int4, or float64 narrowed to Scalar
       auto gather = [&]<class T>(T) {
         std::vector<T> out(rows * cols);
         visit_codec(stored, [&]<class Codec>(Codec) {
@@ -160,10 +183,10 @@ class WeightReader {
         });
         return out;
       };
-      if (to_int8) {
+      if (to_int) {
         const std::vector<float> wide = gather(float{});
         maskgen::detail::release_mapped_pages(extent.data(), extent.size());  // the quantized copy replaces them
-        return quantize_int8(wide.data(), rows, cols);
+        return quantized(wide.data(), held, rows, cols);
       }
       return pack_panels(owned(gather(Scalar{}), part.rows, part.cols), threads_);
     }
@@ -190,7 +213,7 @@ class WeightReader {
       throw format_error(cat("tensor \"", name, "\" in ", file.path(), " has shape ", shape_string(t.shape),
                              "; expected ", shape_string(std::vector<std::int64_t>(shape))));
     }
-    const WeightType stored = stored_type(t.dtype);
+    const WeightType stored = stored_type(t.dtype, name);
     std::optional<std::size_t> bad;
     visit_codec(stored, [&]<class Codec>(Codec) { bad = Codec::first_non_finite(file.bytes(name)); });
     if (bad) {
@@ -214,7 +237,7 @@ class WeightReader {
     }
     std::int64_t elements = 1;
     for (const auto d : shape) elements *= d;
-    const WeightType stored = stored_type(t.dtype);
+    const WeightType stored = stored_type(t.dtype, name);
     auto bytes = file.bytes(name);
     if (part) {
       if (part->offset < 0 || part->rows < 0 || part->cols < 0 || part->row_stride < 0 || part->col_stride < 0 ||
@@ -235,6 +258,11 @@ class WeightReader {
     return stored;
   }
 
+  // A row-major float matrix quantized to `held` (I8 or Q4).
+  WeightMatrix quantized(const float* w, WeightType held, std::size_t rows, std::size_t cols) const {
+    return held == WeightType::I8 ? quantize_int8(w, rows, cols) : quantize_int4(w, rows, cols, int4_, threads_);
+  }
+
   static WeightMatrix owned(std::vector<Scalar> values, std::int64_t rows, std::int64_t cols) {
     auto storage = std::make_shared<std::vector<Scalar>>(std::move(values));
     WeightMatrix w = view_weights(storage->data(), static_cast<std::size_t>(rows), static_cast<std::size_t>(cols));
@@ -244,6 +272,8 @@ class WeightReader {
 
   std::shared_ptr<const SafetensorsCheckpoint> checkpoint_;
   Quantization quantization_;
+  Int4Options int4_;
+  CheckpointQuantization packed_;
   int threads_;  // for packing: every core
 };
 
