@@ -58,7 +58,7 @@ TEST(Processors, BiasComesFirstAndOpenAIPenaltiesFollowTheRepetitionPenalty) {
   gen.logit_bias = {{0, 2.0}};
   gen.repetition_penalty = 2.0;
   gen.frequency_penalty = 1.0;
-  const auto chain = detail::make_processors<double>(gen, {});
+  const auto chain = step::make_processors<double>(gen, {});
   EXPECT_EQ(chain.size(), 3u);
   // Prompt {0}, generated {1}. Token 0: (2 + 2) / 2 = 2 (the penalty first would give 2 / 2 + 2 = 3).
   // Token 1: -1 * 2 - 1 = -3 (the frequency penalty first would give (-1 - 1) * 2 = -4).
@@ -67,7 +67,7 @@ TEST(Processors, BiasComesFirstAndOpenAIPenaltiesFollowTheRepetitionPenalty) {
   chain(history(tokens, 1), std::span<double>(s));
   EXPECT_EQ(s, (std::vector<double>{2, -3, 5}));
   // Off by default: the chain is empty for a default greedy config.
-  EXPECT_TRUE(detail::make_processors<double>(GenerationConfig{}, {}).empty());
+  EXPECT_TRUE(step::make_processors<double>(GenerationConfig{}, {}).empty());
 }
 
 TEST(Processors, NoRepeatNGramBansTheTokenThatWouldRepeatAnNGram) {

@@ -307,7 +307,7 @@ inline void check_generation_flags(const maskgen::GenerationConfig& gen, bool st
                       "): the beams' tokens change until the end");
   }
   try {
-    maskgen::detail::validate_generation(gen, 1, false);
+    maskgen::step::validate_generation(gen, 1, false);
   } catch (const maskgen::argument_error& e) {
     static const std::regex field(
         R"(\b(max_new_tokens|min_new_tokens|do_sample|temperature|top_k|top_p|min_p|repetition_penalty|)"

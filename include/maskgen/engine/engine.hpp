@@ -304,12 +304,12 @@ class Engine {
     const ModelConfig& c = model_.config();
     const GenerationConfig& g = job.sampling.config;
     const std::vector<std::int32_t>& prompt = job.schedule.prompt;
-    detail::validate_generation(g, 1, false);
-    detail::check_logit_bias(g, c.vocab_size);
+    step::validate_generation(g, 1, false);
+    step::check_logit_bias(g, c.vocab_size);
     if (g.num_beams != 1) throw argument_error("Engine: num_beams must be 1 (the engine runs greedy search and sampling; use generate() for beam search)");
     if (g.num_return_sequences != 1) throw argument_error("Engine: num_return_sequences must be 1 (submit one request per sequence)");
     if (g.row_seeds.size() > 1) throw argument_error(detail::cat("Engine: row_seeds has ", g.row_seeds.size(), " seeds for one prompt"));
-    (void)detail::resolve_eos(g, c);
+    (void)step::resolve_eos(g, c);
     if (prompt.empty()) throw argument_error("Engine: the prompt has no tokens");
     if (prompt.size() > static_cast<std::size_t>(c.max_position_embeddings)) {
       throw argument_error(detail::cat("Engine: the prompt has ", prompt.size(), " tokens, more than the model's context of ",
@@ -411,7 +411,7 @@ class Engine {
       const auto row = logits.row(static_cast<Eigen::Index>(i));
       std::int32_t token = 0;
       try {
-        token = detail::choose_token(row, scores, *job.sampling.processors, RowHistory{s.history, s.prompt.size()},
+        token = step::choose_token(row, scores, *job.sampling.processors, RowHistory{s.history, s.prompt.size()},
                                      job.sampling.random ? &*job.sampling.random : nullptr);
       } catch (...) {
         fail(job, std::current_exception());
@@ -427,7 +427,7 @@ class Engine {
         job.first_token_seen = true;
         job.result.seconds_to_first_token = seconds_since(job.submitted);
       }
-      std::optional<FinishReason> reason = detail::finish_reason(token, job.sampling.eos, job.result.tokens.size(),
+      std::optional<FinishReason> reason = step::finish_reason(token, job.sampling.eos, job.result.tokens.size(),
                                                                  s.max_new_tokens, s.history.size(), context);
       try {
         if (deliver(job, token, reason.has_value()) && !reason) reason = FinishReason::Stop;
@@ -443,8 +443,8 @@ class Engine {
   // Prepares an admitted request (it has its cache row); false when it is over at once.
   bool start(Job& job) {
     SamplingState& s = job.sampling;
-    s.eos = detail::resolve_eos(s.config, model_.config());
-    s.processors.emplace(detail::make_processors<Scalar>(s.config, s.eos));
+    s.eos = step::resolve_eos(s.config, model_.config());
+    s.processors.emplace(step::make_processors<Scalar>(s.config, s.eos));
     if (s.config.do_sample) s.random.emplace(s.config.row_seeds.empty() ? mix_seed(s.config.seed, 0) : s.config.row_seeds[0]);
     job.output.emplace(tokenizer_, job.schedule.prompt,
                        TextOutputOptions{job.stop, {.skip_special_tokens = job.skip_special_tokens}, s.eos});

@@ -55,14 +55,14 @@ class BeamScorer {
  public:
   using Prompt = BeamPrompt<Scalar>;
 
-  BeamScorer(const GenerationConfig& gen, const GenerationIds& ids, const ModelConfig& config)
+  BeamScorer(const GenerationConfig& gen, const step::GenerationIds& ids, const ModelConfig& config)
       : gen_(gen), eos_(ids.eos), beams_(static_cast<std::size_t>(gen.num_beams)),
         vocab_(static_cast<std::size_t>(config.vocab_size)),
         context_(static_cast<std::size_t>(config.max_position_embeddings)),
         max_new_(static_cast<std::size_t>(gen.max_new_tokens)),
         // Candidates kept per step: enough that num_beams of them do not end in EOS.
         keep_(std::max<std::size_t>(2, 1 + ids.eos.size()) * beams_),
-        processors_(make_processors<Scalar>(gen, ids.eos)) {
+        processors_(step::make_processors<Scalar>(gen, ids.eos)) {
     if (keep_ > vocab_) {
       throw argument_error(cat("num_beams ", beams_, " needs ", keep_, " candidates per step but the vocabulary has ", vocab_));
     }
@@ -77,7 +77,7 @@ class BeamScorer {
     // A candidate ends its hypothesis when it is an EOS or when the row can grow no further.
     const std::size_t length = g + 1;
     auto reason_of = [&](std::int32_t token) {
-      return finish_reason(token, eos_, length, max_new_, prompt.size() + length, context_);
+      return step::finish_reason(token, eos_, length, max_new_, prompt.size() + length, context_);
     };
     bool all_end = true;
     std::vector<std::pair<Scalar, std::size_t>> next;  // (score for continuing, candidate)
@@ -209,7 +209,7 @@ template <CausalLM M>
   requires ForkableCache<typename M::cache_type>
 GenerationResult<typename M::scalar_type> beam_search(const M& model,
                                                       const std::vector<std::vector<std::int32_t>>& prompts,
-                                                      const GenerationConfig& gen, const GenerationIds& ids) {
+                                                      const GenerationConfig& gen, const step::GenerationIds& ids) {
   using Scalar = typename M::scalar_type;
   const BeamScorer<Scalar> scorer(gen, ids, model.config());
   const auto beams = static_cast<std::size_t>(gen.num_beams);

@@ -41,7 +41,7 @@ namespace detail {
 template <CausalLM M>
   requires ForkableCache<typename M::cache_type>
 GenerationResult<typename M::scalar_type> search(const M& model, const std::vector<std::vector<std::int32_t>>& prompts,
-                                                 const GenerationConfig& gen, const GenerationIds& ids,
+                                                 const GenerationConfig& gen, const step::GenerationIds& ids,
                                                  const Streamer& streamer) {
   using Scalar = typename M::scalar_type;
   const ModelConfig& config = model.config();
@@ -51,7 +51,7 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
   const auto max_new = static_cast<std::size_t>(gen.max_new_tokens);
   const int threads = resolve_thread_count(gen.num_threads, "GenerationConfig::num_threads");
   const ForwardOptions forward_options{LogitsFor::Last, threads};
-  const LogitsProcessorChain<Scalar> processors = make_processors<Scalar>(gen, ids.eos);
+  const LogitsProcessorChain<Scalar> processors = step::make_processors<Scalar>(gen, ids.eos);
 
   GenerationResult<Scalar> result;
   result.pad_token_id = ids.pad;
@@ -94,7 +94,7 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
         const std::size_t r = live[i];
         // The prefill's logits have a row per prompt; each later step's a row per live row.
         const auto row = logits.row(static_cast<Eigen::Index>(step == 0 ? r / n : i));
-        tokens[i] = choose_token(row, scores, processors, RowHistory{history[r], prompts[r / n].size()},
+        tokens[i] = step::choose_token(row, scores, processors, RowHistory{history[r], prompts[r / n].size()},
                                  gen.do_sample ? &random[r] : nullptr);
         if (gen.output_scores) step_scores[r].insert(step_scores[r].end(), scores.begin(), scores.end());
       }
@@ -105,7 +105,8 @@ GenerationResult<typename M::scalar_type> search(const M& model, const std::vect
       const std::size_t r = live[i];
       generated[r].push_back(tokens[i]);
       history[r].push_back(tokens[i]);
-      const auto reason = finish_reason(tokens[i], ids.eos, generated[r].size(), max_new, history[r].size(), context);
+      const auto reason =
+          step::finish_reason(tokens[i], ids.eos, generated[r].size(), max_new, history[r].size(), context);
       if (!reason) continue;
       result.finish_reasons[r] = *reason;
       finished[i] = 1;
@@ -159,9 +160,9 @@ template <CausalLM M>
 GenerationResult<typename M::scalar_type> run(const M& model, const std::vector<std::vector<std::int32_t>>& prompts,
                                               const GenerationConfig& gen, const Streamer& streamer) {
   const ModelConfig& config = model.config();
-  validate_generation(gen, prompts.size(), static_cast<bool>(streamer));
-  check_logit_bias(gen, config.vocab_size);
-  const GenerationIds ids = resolve_special_ids(gen, config);
+  step::validate_generation(gen, prompts.size(), static_cast<bool>(streamer));
+  step::check_logit_bias(gen, config.vocab_size);
+  const step::GenerationIds ids = step::resolve_special_ids(gen, config);
   for (std::size_t b = 0; b < prompts.size(); ++b) {
     if (prompts[b].size() > static_cast<std::size_t>(config.max_position_embeddings)) {
       throw argument_error(cat("row ", b, " has ", prompts[b].size(), " real tokens, more than the model's context of ",

@@ -1,7 +1,8 @@
 #pragma once
 // The one step that turns a row's logits into its next token and tells whether the row ends
-// there, shared by generate() and the engine; and the settings it is built from (the special ids,
-// the processors, the checks of a GenerationConfig).
+// there, shared by generate(), beam search and the engine; and the settings it is built from (the
+// special ids, the processors, the checks of a GenerationConfig). Namespace step is the interface
+// between generation/ and engine/: a loop of one's own over forward_packed can use it too.
 
 #include <algorithm>
 #include <cmath>
@@ -26,8 +27,7 @@
 
 namespace maskgen {
 
-namespace detail {
-
+namespace step {
 
 // The ids generation ends rows with and fills finished rows with.
 struct GenerationIds {
@@ -38,13 +38,15 @@ struct GenerationIds {
 // The ids that end a row: the config's own, else the model's; each checked against the vocabulary.
 inline std::vector<std::int32_t> resolve_eos(const GenerationConfig& gen, const ModelConfig& config) {
   std::vector<std::int32_t> eos = gen.eos_token_id.ids.empty() ? config.eos_token_ids : gen.eos_token_id.ids;
-  for (std::size_t i = 0; i < eos.size(); ++i) check_vocabulary_id(eos[i], config.vocab_size, "eos_token_id[", i, "]");
+  for (std::size_t i = 0; i < eos.size(); ++i) {
+    detail::check_vocabulary_id(eos[i], config.vocab_size, "eos_token_id[", i, "]");
+  }
   return eos;
 }
 
 // logit_bias names tokens of the vocabulary only.
 inline void check_logit_bias(const GenerationConfig& gen, std::int64_t vocab_size) {
-  for (const auto& entry : gen.logit_bias) check_vocabulary_id(entry.first, vocab_size, "logit_bias: token id");
+  for (const auto& entry : gen.logit_bias) detail::check_vocabulary_id(entry.first, vocab_size, "logit_bias: token id");
 }
 
 inline GenerationIds resolve_special_ids(const GenerationConfig& gen, const ModelConfig& config) {
@@ -53,12 +55,12 @@ inline GenerationIds resolve_special_ids(const GenerationConfig& gen, const Mode
   const std::int64_t vocab = config.vocab_size;
   if (gen.pad_token_id) {
     ids.pad = *gen.pad_token_id;
-    check_vocabulary_id(ids.pad, vocab, "pad_token_id");
+    detail::check_vocabulary_id(ids.pad, vocab, "pad_token_id");
   } else if (config.pad_token_id) {
     ids.pad = *config.pad_token_id;
   } else if (!ids.eos.empty()) {
     ids.pad = ids.eos.front();
-    log(LogLevel::Warning, cat("GenerationConfig::pad_token_id is unset; setting pad_token_id to eos_token_id ",
+    log(LogLevel::Warning, detail::cat("GenerationConfig::pad_token_id is unset; setting pad_token_id to eos_token_id ",
                                ids.pad, " for finished rows"));
   } else {
     throw argument_error("GenerationConfig::pad_token_id is unset and there is no eos_token_id to fall back on");
@@ -67,53 +69,59 @@ inline GenerationIds resolve_special_ids(const GenerationConfig& gen, const Mode
 }
 
 inline void validate_generation(const GenerationConfig& gen, std::size_t prompts, bool streaming) {
-  if (gen.max_new_tokens < 0) throw argument_error(cat("max_new_tokens must be >= 0, got ", gen.max_new_tokens));
-  if (gen.min_new_tokens < 0) throw argument_error(cat("min_new_tokens must be >= 0, got ", gen.min_new_tokens));
-  if (gen.num_beams < 1) throw argument_error(cat("num_beams must be >= 1, got ", gen.num_beams));
+  if (gen.max_new_tokens < 0) throw argument_error(detail::cat("max_new_tokens must be >= 0, got ", gen.max_new_tokens));
+  if (gen.min_new_tokens < 0) throw argument_error(detail::cat("min_new_tokens must be >= 0, got ", gen.min_new_tokens));
+  if (gen.num_beams < 1) throw argument_error(detail::cat("num_beams must be >= 1, got ", gen.num_beams));
   if (gen.num_return_sequences < 1) {
-    throw argument_error(cat("num_return_sequences must be >= 1, got ", gen.num_return_sequences));
+    throw argument_error(detail::cat("num_return_sequences must be >= 1, got ", gen.num_return_sequences));
   }
   if (!(gen.repetition_penalty > 0) || !std::isfinite(gen.repetition_penalty)) {
-    throw argument_error(cat("repetition_penalty must be a finite number > 0, got ", gen.repetition_penalty));
+    throw argument_error(detail::cat("repetition_penalty must be a finite number > 0, got ", gen.repetition_penalty));
   }
   if (gen.no_repeat_ngram_size < 0) {
-    throw argument_error(cat("no_repeat_ngram_size must be >= 0, got ", gen.no_repeat_ngram_size));
+    throw argument_error(detail::cat("no_repeat_ngram_size must be >= 0, got ", gen.no_repeat_ngram_size));
   }
   if (!(gen.frequency_penalty >= -2 && gen.frequency_penalty <= 2)) {
-    throw argument_error(cat("frequency_penalty must be in [-2, 2], got ", gen.frequency_penalty));
+    throw argument_error(detail::cat("frequency_penalty must be in [-2, 2], got ", gen.frequency_penalty));
   }
   if (!(gen.presence_penalty >= -2 && gen.presence_penalty <= 2)) {
-    throw argument_error(cat("presence_penalty must be in [-2, 2], got ", gen.presence_penalty));
+    throw argument_error(detail::cat("presence_penalty must be in [-2, 2], got ", gen.presence_penalty));
   }
   for (const auto& [id, bias] : gen.logit_bias) {
     if (!(bias >= -100 && bias <= 100)) {
-      throw argument_error(cat("logit_bias[", id, "] must be in [-100, 100], got ", bias));
+      throw argument_error(detail::cat("logit_bias[", id, "] must be in [-100, 100], got ", bias));
     }
   }
   if (gen.num_beams > 1) {
     if (gen.do_sample) throw argument_error("do_sample with num_beams > 1 (beam sampling) is not supported");
     if (gen.num_return_sequences > gen.num_beams) {
-      throw argument_error(cat("num_return_sequences (", gen.num_return_sequences, ") must be <= num_beams (",
+      throw argument_error(detail::cat("num_return_sequences (", gen.num_return_sequences, ") must be <= num_beams (",
                                gen.num_beams, ") in beam search"));
     }
-    if (!std::isfinite(gen.length_penalty)) throw argument_error(cat("length_penalty must be finite, got ", gen.length_penalty));
+    if (!std::isfinite(gen.length_penalty)) {
+      throw argument_error(detail::cat("length_penalty must be finite, got ", gen.length_penalty));
+    }
     if (streaming) throw argument_error("a streamer cannot follow beam search: its tokens change until the end");
     if (gen.output_scores) {
       throw argument_error("output_scores is for greedy search and sampling; beam search reports sequence_scores");
     }
   } else if (!gen.do_sample && gen.num_return_sequences > 1) {
-    throw argument_error(cat("greedy search returns one sequence per prompt; num_return_sequences is ",
+    throw argument_error(detail::cat("greedy search returns one sequence per prompt; num_return_sequences is ",
                              gen.num_return_sequences, " (use do_sample or num_beams)"));
   }
   if (gen.do_sample) {
     if (!(gen.temperature > 0) || !std::isfinite(gen.temperature)) {
-      throw argument_error(cat("temperature must be a finite number > 0 when sampling, got ", gen.temperature));
+      throw argument_error(detail::cat("temperature must be a finite number > 0 when sampling, got ", gen.temperature));
     }
-    if (gen.top_k < 0) throw argument_error(cat("top_k must be >= 0 (0 disables), got ", gen.top_k));
-    if (!(gen.top_p > 0 && gen.top_p <= 1)) throw argument_error(cat("top_p must be in (0, 1], got ", gen.top_p));
-    if (!(gen.min_p >= 0 && gen.min_p <= 1)) throw argument_error(cat("min_p must be in [0, 1], got ", gen.min_p));
+    if (gen.top_k < 0) throw argument_error(detail::cat("top_k must be >= 0 (0 disables), got ", gen.top_k));
+    if (!(gen.top_p > 0 && gen.top_p <= 1)) {
+      throw argument_error(detail::cat("top_p must be in (0, 1], got ", gen.top_p));
+    }
+    if (!(gen.min_p >= 0 && gen.min_p <= 1)) {
+      throw argument_error(detail::cat("min_p must be in [0, 1], got ", gen.min_p));
+    }
     if (!gen.row_seeds.empty() && gen.row_seeds.size() != prompts) {
-      throw argument_error(cat("row_seeds has ", gen.row_seeds.size(), " seeds for ", prompts,
+      throw argument_error(detail::cat("row_seeds has ", gen.row_seeds.size(), " seeds for ", prompts,
                                " prompts; give one per prompt or none"));
     }
   }
@@ -179,6 +187,6 @@ inline std::optional<FinishReason> finish_reason(std::int32_t token, const std::
   return std::nullopt;
 }
 
-}  // namespace detail
+}  // namespace step
 
 }  // namespace maskgen
