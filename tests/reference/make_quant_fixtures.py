@@ -13,10 +13,12 @@ Layout written under --out (copy models/ and reference/ into tests/data/):
         "stored_dtype"           dtype of the tensors the quantizer leaves unquantized
         "quantization"           method, bits, group size, the value formula, the quantization_config
         "tensors"                every tensor of model.safetensors: name, shape, dtype
-        "dequantized_checksum"   sum and sum of squares of the float64 dequantized weight [out, in] of
+        "dequantized_checksum"   sum, sum of squares and a position-weighted sum (sum of w.flat[n] *
+                                 ((n % 251) + 1) / 251, n the row-major index: it sees a permutation, the
+                                 other two do not) of the float64 dequantized weight [out, in] of
                                  model.layers.0.self_attn.q_proj and model.layers.0.mlp.down_proj (for
-                                 gpt-oss: of layer 0's experts gate_up_proj and down_proj), to check an
-                                 unpacking apart from the forward
+                                 gpt-oss: of layer 0's experts gate_up_proj [E, 2I, H] and down_proj
+                                 [E, H, I]), to check an unpacking apart from the forward
         "pack_check"             unpack(pack(codes)) == codes for every projection, code ranges seen
         "loader_check"           where transformers 5.17 has a loader that runs here: the largest
                                  |its dequantized weight - ours|; else "not installed: ..."
@@ -102,6 +104,9 @@ has its high bit set is negative):
       hidden 192 and intermediate 320 so that no projection divides into 128 x 128 blocks evenly:
       weight float8_e4m3fn [out, in]; weight_scale_inv float32 [ceil(out/128), ceil(in/128)]
       weight[o, i] = fp8[o, i] * weight_scale_inv[o // 128, i // 128] (the last blocks are partial)
+      transformers 5.17's own dequantizer (Fp8Dequantize, from_pretrained with dequantize=True) takes the
+      block as shape // grid: it refuses gate/up/down_proj here (320 / 3) and would use blocks of 96
+      columns for q/k/v_proj (192 / 2); loader_check records both, and its result on the whole blocks
       quantization_config {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
           "weight_block_size": [128, 128]}
   gpt_oss_mxfp4  gpt-oss as make_family_fixtures.py's gpt_oss (4 layers, 8 experts, top 2, sinks,
@@ -697,12 +702,18 @@ def summarize_stats(stats):
         elif k == "fp8_abs_max":
             out[k] = max(vs)
         else:
-            out[k] = sorted({json.dumps(v) for v in vs})
+            out[k] = [json.loads(v) for v in sorted({json.dumps(v) for v in vs})]
     return out
 
 
 def checksum(w):
-    return {"shape": list(w.shape), "sum": float(w.sum()), "sum_of_squares": float((w * w).sum())}
+    """sum and sum of squares of w [out, in] (or [E, out, in]), and a position-weighted sum that a
+    permutation of columns or rows changes: sum of w.flat[n] * ((n % 251) + 1) / 251, n the
+    row-major index."""
+    n = torch.arange(w.numel(), dtype=torch.int64)
+    c = ((n % 251) + 1).to(torch.float64) / 251.0
+    return {"shape": list(w.shape), "sum": float(w.sum()), "sum_of_squares": float((w * w).sum()),
+            "weighted_sum": float((w.reshape(-1) * c).sum())}
 
 
 def tensor_list(tensors):
@@ -809,6 +820,19 @@ def fp8_block_loader_check(folder, fx, deq, parts):
         mine = deq[n][:R * 128, :C * 128]
         worst = max(worst, float((theirs.to(torch.float64) - mine).abs().max()))
         worst32 = max(worst32, float((theirs - mine.to(torch.float32)).abs().max()))
+    full = {}
+    for n, sub in parts.items():   # the same function on the whole tensor: it derives the block from shape // grid
+        try:
+            theirs = Fp8Dequantize(None)._dequantize_one(sub["weight"], sub["weight_scale_inv"], torch.float32)
+            full[n] = float((theirs.to(torch.float64) - deq[n]).abs().max())
+        except Exception as e:  # noqa: BLE001
+            full[n] = f"refused: {type(e).__name__}: {str(e)[:200]}"
+    out["fp8_dequantize_on_whole_tensors"] = {
+        "per_projection": full,
+        "note": "Fp8Dequantize._dequantize_one on each whole projection: transformers 5.17 takes the block as "
+                "shape // scale grid, so a grid whose count divides the shape gets a wrong block (e.g. 96 for "
+                "in 192 with 2 column blocks: a nonzero difference here) and one that does not is refused; "
+                "weight_block_size [128, 128] with ceil-sized grids is what the file means"}
     out["fp8_dequantize_on_whole_blocks"] = {
         "max_abs_diff": worst, "max_abs_diff_vs_ours_rounded_to_float32": worst32,
         "note": "transformers.integrations.finegrained_fp8.Fp8Dequantize._dequantize_one (float32) on the rows "
