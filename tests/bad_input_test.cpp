@@ -226,6 +226,23 @@ TEST(BadInput, R29_MixtureOfExpertsConfigItCannotRun) {
   expect_error<format_error>([&] { maskgen::ModelConfig::from_json(j); }, {"factor", "> 0"});
 }
 
+// A quantized checkpoint whose packed tensors or quantization_config maskgen cannot read (the
+// corrupt copies of tests/data/models/quant_bad; its README says what each holds).
+TEST(BadInput, R30_QuantizedCheckpointItCannotRead) {
+  auto refused = [](const char* folder, std::initializer_list<std::string_view> words) {
+    const auto dir = maskgen::test::model_dir(std::string("quant_bad/") + folder);
+    expect_error<format_error>([&] { Model<float>::load(dir); }, words);
+  };
+  refused("awq_qweight_shape", {"model.layers.0.self_attn.q_proj.qweight", "[128, 15]", "expected [128, 16]"});
+  refused("gptq_scales_rows", {"model.layers.0.self_attn.q_proj.", "expected [4, "});
+  refused("awq_scale_nan", {"model.layers.0.self_attn.q_proj.scales", "non-finite"});
+  refused("ct_scale_inf", {"model.layers.0.mlp.down_proj.weight_scale", "non-finite"});
+  refused("gptq_g_idx_range", {"model.layers.0.self_attn.q_proj.g_idx", "group 4 at input 5", "0 to 3"});
+  refused("unknown_method_hqq", {"quant_method \"hqq\"", "does not read"});
+  refused("gptq_bits3", {"\"bits\"", "is 3"});
+  refused("awq_group48", {"model.layers.0.self_attn.q_proj", "groups of 48"});
+}
+
 // ---- batches and generation ----
 
 TEST(BadInput, R19_MaskNotZeroOrOne) {

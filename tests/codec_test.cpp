@@ -240,25 +240,25 @@ TEST(QuantizationConfig, GptqAwqAndCompressedTensorsAreRead) {
 
 TEST(QuantizationConfig, BitsGroupsAndFormatsNotReadAreRefusedByName) {
   auto j = llama();
-  auto refused = [&](const nlohmann::json& q, std::initializer_list<std::string_view> words) {
-    j["quantization_config"] = q;
+  auto refused = [&](const char* q, std::initializer_list<std::string_view> words) {
+    j["quantization_config"] = nlohmann::json::parse(q);
     test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, words);
   };
-  refused({{"quant_method", "gptq"}, {"bits", 3}}, {"\"bits\"", "is 3", "4 or 8"});
-  refused({{"quant_method", "gptq"}, {"bits", 4}, {"group_size", 0}}, {"\"group_size\"", "is 0"});
-  refused({{"quant_method", "gptq"}, {"bits", 4}, {"checkpoint_format", "marlin"}}, {"\"checkpoint_format\"", "marlin"});
-  refused({{"quant_method", "awq"}, {"bits", 4}, {"version", "gemv"}}, {"\"version\"", "gemv", "gemm"});
-  refused({{"quant_method", "awq"}, {"bits", 8}}, {"\"bits\"", "is 8"});
-  refused({{"quant_method", "awq"}, {"group_size", -1}}, {"\"group_size\"", "is -1"});
-  refused({{"quant_method", "compressed-tensors"}, {"format", "float-quantized"},
-           {"config_groups", {{"group_0", {{"weights", {{"num_bits", 8}, {"type", "float"}, {"strategy", "channel"}}}}}}}}},
+  refused(R"({"quant_method": "gptq", "bits": 3})", {"\"bits\"", "is 3", "4 or 8"});
+  refused(R"({"quant_method": "gptq", "bits": 4, "group_size": 0})", {"\"group_size\"", "is 0"});
+  refused(R"({"quant_method": "gptq", "bits": 4, "checkpoint_format": "marlin"})", {"\"checkpoint_format\"", "marlin"});
+  refused(R"({"quant_method": "awq", "bits": 4, "version": "gemv"})", {"\"version\"", "gemv", "gemm"});
+  refused(R"({"quant_method": "awq", "bits": 8})", {"\"bits\"", "is 8"});
+  refused(R"({"quant_method": "awq", "group_size": -1})", {"\"group_size\"", "is -1"});
+  refused(R"({"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups": {"group_0":
+             {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}})",
           {"\"format\"", "float-quantized", "pack-quantized"});
-  refused({{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"},
-           {"config_groups", {{"group_0", {{"weights", {{"num_bits", 4}, {"type", "int"}, {"strategy", "tensor"}}}}}}}}},
+  refused(R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0":
+             {"weights": {"num_bits": 4, "type": "int", "strategy": "tensor"}}}})",
           {"\"strategy\"", "tensor"});
-  refused({{"quant_method", "compressed-tensors"}, {"format", "pack-quantized"}, {"config_groups", nlohmann::json::object()}},
+  refused(R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {}})",
           {"\"config_groups\""});
-  refused({{"quant_method", "fp8"}, {"weight_block_size", {128, 128}}}, {"\"fp8\"", "does not read"});
+  refused(R"({"quant_method": "fp8", "weight_block_size": [128, 128]})", {"\"fp8\"", "does not read"});
 }
 
 }  // namespace

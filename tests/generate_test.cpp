@@ -158,8 +158,10 @@ class GenerateOracle : public ::testing::TestWithParam<std::string> {
         continue;
       }
       EXPECT_EQ(ours[r], oracle) << what;
-      // The oracle's scores are float32 sums.
-      EXPECT_NEAR(out.sequence_scores[r], beam["sequences_scores"][r].get<double>(), 2e-6) << what;
+      // The oracle's scores are float32 sums of the float64 forward's log-probabilities; a float
+      // forward's own rounding reaches their sixth digit (2.2e-6 on gptq_qwen3_g_uneven's 0.514).
+      const double tolerance = std::is_same_v<Scalar, float> ? 5e-6 : 2e-6;
+      EXPECT_NEAR(out.sequence_scores[r], beam["sequences_scores"][r].get<double>(), tolerance) << what;
     }
   }
 
@@ -282,6 +284,12 @@ INSTANTIATE_TEST_SUITE_P(Families, GenerateOracle,
                                            "llama_bf16", "qwen3_f16", "mistral_window", "smollm3", "gemma2",
                                            "gemma3_text", "phi3", "olmo2", "granite", "qwen3_moe", "mixtral",
                                            "olmoe", "gpt_oss"));
+
+// Checkpoints packed by GPTQ, AWQ and compressed-tensors (tests/reference/make_quant_fixtures.py):
+// the oracle runs the dequantized weights in float64.
+INSTANTIATE_TEST_SUITE_P(QuantizedCheckpoints, GenerateOracle,
+                         ::testing::Values("gptq_qwen3", "gptq_qwen3_actorder", "gptq_qwen3_8bit", "gptq_qwen3_g_uneven",
+                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3"));
 
 // ---------------------------------------------------------------------------------------------
 // Bitwise batch invariance (DESIGN 2.7): tokens and scores of each prompt are the same alone and

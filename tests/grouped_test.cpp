@@ -147,9 +147,10 @@ TEST(Grouped, ProductEqualsTheProductWithItsValuesBitForBit) {
 TEST(Grouped, BytesAreTheCodesZerosAndScales) {
   std::mt19937 rng(2);
   const RandomGrouped w(4, 70, 100, 32, WeightType::F16, false, rng);
-  // 3 panels of 32 rows; 100 panel rows of 16 bytes each; 4 groups of 32 one-byte zeros and 32
-  // two-byte scales.
-  EXPECT_EQ(w.matrix.bytes(), 3u * (100 * 16 + 4 * (32 + 64)));
+  // ceil(70 / panel_cols) panels; per panel 100 panel rows of panel_cols / 2 bytes, and 4 groups of
+  // panel_cols one-byte zeros and panel_cols two-byte scales.
+  const std::size_t panels = (70 + panel_cols - 1) / panel_cols;
+  EXPECT_EQ(w.matrix.bytes(), panels * (100 * panel_cols / 2 + 4 * (panel_cols + 2 * panel_cols)));
 }
 
 // Int4 at load, AutoAWQ's asymmetric rule: s = (max - min) / 15 as float16, z = round(-min / s),

@@ -165,6 +165,12 @@ INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
                                            "gemma3_text", "phi3", "olmo2", "granite", "qwen3_moe", "mixtral",
                                            "olmoe", "gpt_oss"));
 
+// Checkpoints packed by GPTQ, AWQ and compressed-tensors (tests/reference/make_quant_fixtures.py):
+// the oracle runs the dequantized weights in float64.
+INSTANTIATE_TEST_SUITE_P(QuantizedCheckpoints, ModelOracle,
+                         ::testing::Values("gptq_qwen3", "gptq_qwen3_actorder", "gptq_qwen3_8bit", "gptq_qwen3_g_uneven",
+                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3"));
+
 TEST(ModelBf16, LoadsAndAgreesWithFloat32WithinBf16Rounding) {
   const auto f32_dir = test::shared_dir() / "models/stories260K", bf16_dir = test::shared_dir() / "models/stories260K-bf16";
   MASKGEN_REQUIRE_SHARED(bf16_dir / "model.safetensors");

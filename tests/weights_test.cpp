@@ -15,9 +15,12 @@ namespace {
 
 using test::model_dir;
 
-// Int4's bounds, from the figures measured when it was written (see the printed lines).
-constexpr int INT4_BUNDLED_MIN = 0;
-constexpr double INT4_AGREEMENT_MIN = 0.0, INT4_LIKELIHOOD_MAX = 1.0, INT4_LOGIT_MAX = 1.0;
+// Int4's bounds (groups of 32 with zero points), from the figures measured when it was written:
+// 200 of 200 right; 36 of 256 greedy tokens equal float32's and the held text's mean
+// log-likelihood -1.8005 against -1.6528; the 16-bit oracles' logits within 49.1% and 47.2% (max,
+// relative to the largest logit) on their tiny random models, where 4-bit steps are coarse.
+constexpr int INT4_BUNDLED_MIN = 195;
+constexpr double INT4_AGREEMENT_MIN = 0.1, INT4_LIKELIHOOD_MAX = 0.2, INT4_LOGIT_MAX = 0.6;
 
 const LoadOptions int8{.weights = WeightFormat::Int8};
 const LoadOptions int4{.weights = WeightFormat::Int4};  // groups of 32 with zero points

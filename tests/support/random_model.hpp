@@ -158,6 +158,7 @@ inline void append_encoded(float x, DType dtype, std::vector<std::byte>& out) {
       put(static_cast<std::uint16_t>((u + 0x7FFF + ((u >> 16) & 1)) >> 16));  // finite inputs only
       break;
     }
+    default: throw argument_error("append_encoded: values are written as F32, F64, F16 or BF16");
   }
 }
 

@@ -113,7 +113,7 @@ inline constexpr bool grouped_codec = requires { Codec::bits; };
 template <class Codec, int NP>
 struct GroupedPanels {
   using Floats = typename Simd<float>::type;
-  Floats zero[NP][2], scale[NP][2];
+  Floats zero[NP][2]{}, scale[NP][2]{};  // set by at() before any use (zeroed: GCC cannot tell)
   std::size_t group = static_cast<std::size_t>(-1);
   std::size_t next = 0;  // the first k whose group may differ from `group`
 

@@ -19,7 +19,8 @@
 //   weight_packed I32 [out, ceil(in / per_word)]: codes along the inputs, low bits first, each the
 //     signed value plus 2^(bits-1); weight_scale [out, groups] (F16, BF16 or F32); weight_shape
 //     [2] = [out, in]; weight_g_idx I32 [in] where the scheme has act-order; symmetric: zero
-//     2^(bits-1).
+//     2^(bits-1); asymmetric: weight_zero_point I32 [ceil(out / per_word), groups], each zero
+//     plus 2^(bits-1) packed along the outputs (pack_to_int32 on dim 0).
 // Every tensor is checked against the shape the layer needs, scales for finiteness and group
 // indices for range, each error naming the tensor.
 
@@ -212,9 +213,6 @@ inline WeightMatrix read_awq(const SafetensorsCheckpoint& file, const Checkpoint
 inline WeightMatrix read_compressed(const SafetensorsCheckpoint& file, const CheckpointQuantization& q,
                                     const std::string& module, std::size_t out, std::size_t in, std::size_t first,
                                     std::size_t rows, int threads) {
-  if (!q.symmetric) {
-    throw format_error(cat(q.source, ": asymmetric pack-quantized weights (weight_zero_point) are not read yet"));
-  }
   const std::size_t per_word = 32 / static_cast<std::size_t>(q.bits);
   const std::size_t size = q.group_size > 0 ? static_cast<std::size_t>(q.group_size) : in;
   const std::size_t groups = (in + size - 1) / size, words = (in + per_word - 1) / per_word;
@@ -234,12 +232,23 @@ inline WeightMatrix read_compressed(const SafetensorsCheckpoint& file, const Che
     shape.group_of = group_indices(int_tensor(file, module + ".weight_g_idx", {I}, "compressed-tensors: [in]", true), in,
                                    groups, size);
   }
-  const unsigned zero = 1u << (q.bits - 1);
+  // Asymmetric: weight_zero_point [ceil(out / per_word), groups] packs each zero plus 2^(bits-1)
+  // along the outputs; symmetric: every zero is 0, stored 2^(bits-1) as the codes are.
+  std::optional<IntTensor> zeros;
+  if (!q.symmetric) {
+    zeros = int_tensor(file, module + ".weight_zero_point",
+                       {static_cast<std::int64_t>((out + per_word - 1) / per_word), static_cast<std::int64_t>(groups)},
+                       "compressed-tensors: [ceil(out / (32 / bits)), groups]");
+  }
+  const unsigned offset = 1u << (q.bits - 1);
   const std::size_t sb = scales.element_bytes();
   WeightMatrix w = pack_grouped(
       shape,
       [&](std::size_t r, std::size_t i) { return bits_at(packed.word((first + r) * words + i / per_word), q.bits, i % per_word); },
-      [&](std::size_t, std::size_t) { return zero; },
+      [&](std::size_t r, std::size_t g) {
+        const std::size_t o = first + r;
+        return zeros ? bits_at(zeros->word((o / per_word) * groups + g), q.bits, o % per_word) : offset;
+      },
       [&](std::size_t r, std::size_t g, std::byte* dst) {
         std::memcpy(dst, scales.bytes.data() + ((first + r) * groups + g) * sb, sb);
       },
