@@ -33,6 +33,17 @@ write("safetensors_header", "mixed", safetensors({
     "b": {"dtype": "F16", "shape": [2, 2], "data_offsets": [8, 16]},
     "c": {"dtype": "I8", "shape": [], "data_offsets": [16, 17]},
 }, bytes(range(17))))
+# The packed tensors of quantized checkpoints: GPTQ's int32 codes, zeros and g_idx beside float16
+# scales, MXFP4's uint8 blocks, FP8 weights, an int64 shape.
+write("safetensors_header", "packed", safetensors({
+    "m.qweight": {"dtype": "I32", "shape": [2, 4], "data_offsets": [0, 32]},
+    "m.qzeros": {"dtype": "I32", "shape": [1, 1], "data_offsets": [32, 36]},
+    "m.scales": {"dtype": "F16", "shape": [1, 4], "data_offsets": [36, 44]},
+    "m.g_idx": {"dtype": "I32", "shape": [16], "data_offsets": [44, 108]},
+    "e.blocks": {"dtype": "U8", "shape": [2, 16], "data_offsets": [108, 140]},
+    "f.weight": {"dtype": "F8_E4M3", "shape": [4, 4], "data_offsets": [140, 156]},
+    "f.weight_shape": {"dtype": "I64", "shape": [2], "data_offsets": [156, 172]},
+}, bytes(range(172))))
 write("safetensors_header", "empty", safetensors({}, b""))
 write("safetensors_header", "overlap", safetensors({
     "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
