@@ -72,9 +72,15 @@ double attention_flops(double keys) {
   return 4.0 * static_cast<double>(c.num_layers) * keys * static_cast<double>(c.q_dim());
 }
 // Bytes of weights one decode step reads: every projection and the output head.
+// (Q4 and Q8: the codes, and a zero byte and a float16 scale per group of 32, --int4's groups.)
 double weight_bytes_per_step() {
-  const double bytes = model().weight_type() == maskgen::ops::WeightType::I8 ? 1.0
-                       : model().weight_type() == maskgen::ops::WeightType::F32 ? 4.0 : 2.0;
+  using maskgen::ops::WeightType;
+  const WeightType type = model().weight_type();
+  const double bytes = type == WeightType::I8   ? 1.0
+                       : type == WeightType::Q4 ? 0.5 + 3.0 / 32
+                       : type == WeightType::Q8 ? 1.0 + 3.0 / 32
+                       : type == WeightType::F32 ? 4.0
+                                                 : 2.0;
   return bytes * (projection_flops() + head_flops()) / 2.0;
 }
 

@@ -29,6 +29,10 @@
 #include "f16.hpp"
 #include "weight_type.hpp"
 
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
 namespace maskgen::weights {
 
 // The groups of a grouped matrix (WeightMatrix::groups).
@@ -102,25 +106,42 @@ struct GroupedCodes {
   // code becomes the low mantissa bits of 2^23, so that subtracting 2^23 + z leaves q - z with
   // no rounding and no integer-to-float conversion.
   static void offset_codes(const storage* p, Floats* out) {
-    using Bytes = typename ops::detail::Vector<std::uint8_t, lanes>::type;
     using Words = typename ops::detail::Vector<std::uint32_t, lanes>::type;
     constexpr std::uint32_t two23 = 0x4B000000u;  // the bits of 2^23
     Words halves[2];
     if constexpr (Bits == 4) {
-      Bytes b;
-      std::memcpy(&b, p, sizeof b);
-      const Words w = __builtin_convertvector(b, Words);
+      Words w;
+      bytes_to_words(p, w);
       halves[0] = (w & 15u) | two23;
       halves[1] = (w >> 4) | two23;
     } else {
-      for (int h = 0; h < 2; ++h) {
-        Bytes b;
-        std::memcpy(&b, p + h * lanes, sizeof b);
-        halves[h] = __builtin_convertvector(b, Words) | two23;
-      }
+      bytes_to_words(p, halves[0]);
+      bytes_to_words(p + lanes, halves[1]);
+      halves[0] |= two23;
+      halves[1] |= two23;
     }
     std::memcpy(&out[0], &halves[0], sizeof(Floats));
     std::memcpy(&out[1], &halves[1], sizeof(Floats));
+  }
+
+  // `lanes` bytes at p, each widened to a 32-bit word: one instruction with AVX-512 or AVX2 (GCC's
+  // generic conversion leaves it to scalar code). (By reference: see ops::detail::Simd.)
+  static void bytes_to_words(const storage* p, typename ops::detail::Vector<std::uint32_t, lanes>::type& w) {
+#if defined(__AVX512F__)
+    static_assert(lanes == 16);
+    const __m512i wide = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    std::memcpy(&w, &wide, sizeof w);
+#elif defined(__AVX2__)
+    static_assert(lanes == 8);
+    const __m256i wide = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    std::memcpy(&w, &wide, sizeof w);
+#else
+    using Bytes = typename ops::detail::Vector<std::uint8_t, lanes>::type;
+    using Words = typename ops::detail::Vector<std::uint32_t, lanes>::type;
+    Bytes b;
+    std::memcpy(&b, p, sizeof b);
+    w = __builtin_convertvector(b, Words);
+#endif
   }
 
   // The panel's zeros (as offset_codes: 2^23 + z) and scales (widened to float) of one group.
