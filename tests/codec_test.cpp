@@ -223,8 +223,7 @@ TEST(QuantizationConfig, GptqAwqAndCompressedTensorsAreRead) {
   q = ModelConfig::from_json(j).quantization;
   EXPECT_EQ(q.method, weights::PackedMethod::Awq);
   EXPECT_EQ(q.group_size, 64);
-  EXPECT_TRUE(q.leaves_as_stored("model.visual"));
-  EXPECT_FALSE(q.leaves_as_stored("model.layers.0.visual_proj"));
+  EXPECT_EQ(q.not_converted, std::vector<std::string>{"visual"});
   j["quantization_config"] = nlohmann::json::parse(R"({"quant_method": "compressed-tensors", "format": "pack-quantized",
       "config_groups": {"group_0": {"targets": ["Linear"], "input_activations": null, "output_activations": null,
         "weights": {"num_bits": 4, "type": "int", "symmetric": true, "strategy": "group", "group_size": 32}}},
@@ -233,9 +232,7 @@ TEST(QuantizationConfig, GptqAwqAndCompressedTensorsAreRead) {
   EXPECT_EQ(q.method, weights::PackedMethod::CompressedTensors);
   EXPECT_EQ(q.bits, 4);
   EXPECT_EQ(q.group_size, 32);
-  EXPECT_TRUE(q.leaves_as_stored("lm_head"));
-  EXPECT_TRUE(q.leaves_as_stored("model.layers.3.mlp.gate"));
-  EXPECT_FALSE(q.leaves_as_stored("model.layers.3.mlp.gate_proj"));
+  EXPECT_EQ(q.not_converted, (std::vector<std::string>{"lm_head", "re:.*mlp[.]gate$"}));
 }
 
 TEST(QuantizationConfig, BitsGroupsAndFormatsNotReadAreRefusedByName) {

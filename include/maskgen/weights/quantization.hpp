@@ -2,11 +2,12 @@
 // Which codec each tensor of a checkpoint is held in after load, and the quantization that makes
 // the codecs a checkpoint does not store.
 //
-// Today a checkpoint's tensors are read as stored (F32, F64, BF16, F16): config.json must not ask
-// for a quantization method (check_quantization_config refuses one, naming it), and the one
-// quantization maskgen does is its own, at load, when asked (Quantization::Int8, which
-// Model::load's LoadOptions spells WeightFormat::Int8): the projections and the output head become
-// I8 with one scale per row, while lookup tables and vectors stay as stored.
+// A checkpoint's tensors are read as stored (F32, F64, BF16, F16), or, where its quantization
+// config packed a layer (quantization_config.hpp), as that layer's grouped codes
+// (quantized_checkpoint.hpp). The quantizations maskgen makes itself are at load, when asked
+// (Quantization::Int8 and Int4, which Model::load's LoadOptions spells WeightFormat::Int8 and
+// Int4): the projections and the output head become I8 with one scale per row, or Q4 in groups
+// along k, while lookup tables and vectors stay as stored.
 
 #include <algorithm>
 #include <cmath>

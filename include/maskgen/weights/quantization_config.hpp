@@ -9,7 +9,6 @@
 #include <cctype>
 #include <cstdint>
 #include <initializer_list>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,23 +33,14 @@ struct CheckpointQuantization {
   std::int64_t group_size = 0;     // k of a group; 0: one group over the whole of k (GPTQ's -1, a channel)
   bool symmetric = true;           // compressed-tensors: no zero points (codes offset by 2^(bits-1))
   bool zero_minus_one = false;     // GPTQ's first checkpoint format: qzeros hold zero - 1
-  std::vector<std::string> not_converted;  // modules left as stored: names, suffixes, or "re:" patterns
-  std::string source;              // where it was read, for messages
+  // The modules the config says it left as stored (modules_to_not_convert, ignore), as listed.
+  // The loader does not need them: a layer is read packed where the file holds its packed tensors
+  // and as stored where it holds its weight, so a list that is wrong or a pattern ("re:...")
+  // cannot make it read a layer wrongly.
+  std::vector<std::string> not_converted;
+  std::string source;  // where it was read, for messages
 
   bool packed() const { return method != PackedMethod::None; }
-
-  // Whether the config names `module` ("model.layers.0.mlp.down_proj") as left as stored.
-  bool leaves_as_stored(std::string_view module) const {
-    for (const std::string& m : not_converted) {
-      if (m.starts_with("re:")) {
-        if (std::regex_match(std::string(module), std::regex(m.substr(3)))) return true;
-      } else if (module == m || (module.size() > m.size() && module.ends_with(m) &&
-                                 module[module.size() - m.size() - 1] == '.')) {
-        return true;
-      }
-    }
-    return false;
-  }
 };
 
 namespace detail {
@@ -86,13 +76,6 @@ struct QuantFields {
     for (const auto& v : j[key]) {
       if (!v.is_string()) fail(key, maskgen::detail::cat("holds ", v.dump(), "; expected module names"));
       out.push_back(v.get<std::string>());
-      if (out.back().starts_with("re:")) {
-        try {
-          (void)std::regex(out.back().substr(3));
-        } catch (const std::regex_error&) {
-          fail(key, maskgen::detail::cat("holds ", v.dump(), ", which is not a regular expression"));
-        }
-      }
     }
     return out;
   }
