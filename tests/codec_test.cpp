@@ -187,6 +187,27 @@ nlohmann::json llama() {
     "max_position_embeddings": 512, "rms_norm_eps": 1e-05})");
 }
 
+// F16::narrow: every finite half comes back from its own value, and every value halfway between
+// two neighbours rounds to the one with an even mantissa (the largest finite half's upper
+// midpoint, 65520, to infinity).
+TEST(F16Narrow, EveryHalfRoundTripsAndMidpointsRoundToEven) {
+  for (std::uint32_t h = 0; h < 0x10000; ++h) {
+    if ((h & 0x7C00) == 0x7C00) continue;  // inf and NaN
+    const auto half = static_cast<std::uint16_t>(h);
+    ASSERT_EQ(weights::F16::narrow(weights::F16::widen<float>(half)), half) << std::hex << h;
+    if ((h & 0x7FFF) == 0x7BFF) continue;  // the largest finite: its upper neighbour is infinity
+    const double lo = weights::F16::widen<double>(half), hi = weights::F16::widen<double>(static_cast<std::uint16_t>(h + 1));
+    const auto mid = static_cast<float>((lo + hi) / 2);  // exact in float: one bit below the half's last
+    ASSERT_EQ(static_cast<double>(mid), (lo + hi) / 2);
+    const std::uint16_t even = (h & 1) == 0 ? half : static_cast<std::uint16_t>(h + 1);
+    ASSERT_EQ(weights::F16::narrow(mid), even) << std::hex << h;
+  }
+  EXPECT_EQ(weights::F16::narrow(65520.0f), 0x7C00);
+  EXPECT_EQ(weights::F16::narrow(65519.99f), 0x7BFF);
+  EXPECT_EQ(weights::F16::narrow(-1e10f), 0xFC00);
+  EXPECT_EQ(weights::F16::narrow(std::numeric_limits<float>::quiet_NaN()) & 0x7C00, 0x7C00);
+}
+
 TEST(QuantizationConfig, AbsentOrNullReadsTensorsAsStored) {
   EXPECT_NO_THROW(ModelConfig::from_json(llama()));
   auto j = llama();

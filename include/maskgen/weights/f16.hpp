@@ -2,6 +2,7 @@
 // The F16 codec: IEEE half precision (5 exponent bits, 10 mantissa bits).
 
 #include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -46,8 +47,21 @@ struct F16 {
     return format::widen_bits<Scalar>(h);
   }
 
-  // x rounded to the nearest float16 (ties to even; beyond the largest finite one: infinity).
-  static storage narrow(float x) { return std::bit_cast<storage>(static_cast<_Float16>(x)); }
+  // x rounded to the nearest float16, ties to even (from 65520 up: infinity; NaN stays NaN), by
+  // arithmetic on the bits, so that every compiler and target gives the same half.
+  static storage narrow(float x) {
+    const std::uint32_t u = std::bit_cast<std::uint32_t>(x), a = u & 0x7FFFFFFFu;
+    const auto sign = static_cast<storage>((u >> 16) & 0x8000u);
+    if (a > 0x7F800000u) return static_cast<storage>(sign | 0x7E00u);  // NaN
+    if (a >= 0x477FF000u) return static_cast<storage>(sign | 0x7C00u);  // 65520 and up round to infinity
+    if (a < 0x38800000u) {  // below 2^-14: a subnormal half, in units of 2^-24 (the scaling is exact)
+      return static_cast<storage>(sign | static_cast<std::uint32_t>(std::nearbyint(std::bit_cast<float>(a) * 0x1p24f)));
+    }
+    // A normal half: the exponent rebased from 127 to 15, the mantissa cut from 23 bits to 10 with
+    // the discarded 13 rounded to nearest, ties to even (a carry moves into the exponent as it should).
+    const std::uint32_t rounded = a + 0xFFFu + ((a >> 13) & 1u);
+    return static_cast<storage>(sign | ((rounded - (112u << 23)) >> 13));
+  }
 
   static std::optional<std::size_t> first_non_finite(std::span<const std::byte> bytes) {
     return format::first_non_finite(bytes);
