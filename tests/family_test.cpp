@@ -274,6 +274,11 @@ TEST(Gemma, RefusesWhatItDoesNotImplement) {
   j = test::read_json(model_dir("llama_gqa") / "config.json");  // per-layer-type RoPE is Gemma 3's
   j["rope_parameters"] = {{"full_attention", {{"rope_type", "default"}}}, {"sliding_attention", {{"rope_type", "default"}}}};
   test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_parameters", "per-layer-type"});
+  // One layer type without the other (found by the model_config fuzz harness: a missing key was
+  // read with operator[]).
+  j = test::read_json(model_dir("gemma3_text") / "config.json");
+  j["rope_parameters"] = {{"full)attention", {{"rope_type", "default"}}}, {"sliding_attention", {{"rope_type", "default"}}}};
+  test::expect_error<format_error>([&] { ModelConfig::from_json(j); }, {"rope_parameters", "\"full_attention\""});
 }
 
 // Soft-capping bounds every logit by the cap, and Gemma 2's tiny model reaches it (its raw logits

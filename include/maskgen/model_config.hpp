@@ -433,9 +433,9 @@ inline std::pair<RopeConfig, std::optional<RopeConfig>> parse_rope(const nlohman
         top.fail("rope_parameters", "holds per-layer-type parameters, which this family does not have");
       }
       auto part = [&](const char* key) -> const nlohmann::json& {
-        const auto& v = (*params)[key];
-        if (!v.is_object()) top.fail("rope_parameters", cat("must hold an object \"", key, "\""));
-        return v;
+        const auto it = params->find(key);  // never operator[] on a key that may be missing
+        if (it == params->end() || !it->is_object()) top.fail("rope_parameters", cat("must hold an object \"", key, "\""));
+        return *it;
       };
       const double local = top.number("rope_local_base_freq", *rules.local_theta);
       return {parse_rope_object(part("full_attention"), top, source + " (rope_parameters.full_attention)", theta, rules,
