@@ -72,13 +72,16 @@ double attention_flops(double keys) {
   return 4.0 * static_cast<double>(c.num_layers) * keys * static_cast<double>(c.q_dim());
 }
 // Bytes of weights one decode step reads: every projection and the output head.
-// (Q4 and Q8: the codes, and a zero byte and a float16 scale per group of 32, --int4's groups.)
+// (Q4 and Q8: the codes, and a zero byte and a float16 scale per group of 32, --int4's groups;
+// FP8: a byte and a float32 scale per block column of 128; FP4: half a byte and one per 32.)
 double weight_bytes_per_step() {
   using maskgen::ops::WeightType;
   const WeightType type = model().weight_type();
   const double bytes = type == WeightType::I8   ? 1.0
                        : type == WeightType::Q4 ? 0.5 + 3.0 / 32
                        : type == WeightType::Q8 ? 1.0 + 3.0 / 32
+                       : type == WeightType::FP8 ? 1.0 + 4.0 / 128
+                       : type == WeightType::FP4 ? 0.5 + 1.0 / 32
                        : type == WeightType::F32 ? 4.0
                                                  : 2.0;
   return bytes * (projection_flops() + head_flops()) / 2.0;

@@ -10,6 +10,8 @@
 #include <functional>
 #include <limits>
 
+#include <nlohmann/json.hpp>
+
 #include "support/test_support.hpp"
 
 namespace {
@@ -241,6 +243,39 @@ TEST(BadInput, R30_QuantizedCheckpointItCannotRead) {
   refused("unknown_method_hqq", {"quant_method \"hqq\"", "does not read"});
   refused("gptq_bits3", {"\"bits\"", "is 3"});
   refused("awq_group48", {"model.layers.0.self_attn.q_proj", "groups of 48"});
+}
+
+// A copy of fixture `source` in `to` with byte `index` of tensor `tensor`'s data set to `value`
+// (the tensor's place read from the safetensors header: 8 bytes of length, the JSON, the data).
+std::filesystem::path with_tensor_byte(const std::string& source, const std::filesystem::path& to,
+                                       const std::string& tensor, std::size_t index, unsigned char value) {
+  std::filesystem::copy(maskgen::test::model_dir(source), to, std::filesystem::copy_options::recursive);
+  const auto file = to / "model.safetensors";
+  std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+  std::uint64_t length = 0;
+  f.read(reinterpret_cast<char*>(&length), 8);
+  std::string header(length, '\0');
+  f.read(header.data(), static_cast<std::streamsize>(length));
+  const auto begin = nlohmann::json::parse(header)[tensor]["data_offsets"][0].get<std::uint64_t>();
+  f.seekp(static_cast<std::streamoff>(8 + length + begin + index));
+  f.put(static_cast<char>(value));
+  return to;
+}
+
+// FP8 codes that are NaN and MXFP4 scales that are NaN or past float's range, each named.
+TEST(BadInput, R30_FloatCodesAndScalesThatAreNotFinite) {
+  maskgen::test::TempDir tmp;
+  const auto fp8 = with_tensor_byte("fp8_block_qwen3", tmp.path() / "fp8", "model.layers.1.mlp.up_proj.weight", 1000, 0xFF);
+  expect_error<format_error>([&] { Model<float>::load(fp8); },
+                             {"model.layers.1.mlp.up_proj.weight", "NaN code 0xFF", "element 1000"});
+  const auto ct = with_tensor_byte("ct_fp8_qwen3", tmp.path() / "ct", "model.layers.0.self_attn.k_proj.weight", 7, 0x7F);
+  expect_error<format_error>([&] { Model<float>::load(ct); }, {"model.layers.0.self_attn.k_proj.weight", "0x7F"});
+  // down_proj_scales [8, 64, 2]: expert 2, row 5, block 1 is byte (2 * 64 + 5) * 2 + 1.
+  const std::string scales = "model.layers.0.mlp.experts.down_proj_scales";
+  const auto nan = with_tensor_byte("gpt_oss_mxfp4", tmp.path() / "nan", scales, (2 * 64 + 5) * 2 + 1, 255);
+  expect_error<format_error>([&] { Model<float>::load(nan); }, {scales, "E8M0 scale 255 (NaN)", "expert 2 row 5 block 1"});
+  const auto big = with_tensor_byte("gpt_oss_mxfp4", tmp.path() / "big", scales, 0, 253);
+  expect_error<format_error>([&] { Model<float>::load(big); }, {scales, "253", "range"});
 }
 
 // ---- batches and generation ----

@@ -268,15 +268,61 @@ TEST(QuantizationConfig, BitsGroupsAndFormatsNotReadAreRefusedByName) {
   refused(R"({"quant_method": "awq", "bits": 4, "version": "gemv"})", {"\"version\"", "gemv", "gemm"});
   refused(R"({"quant_method": "awq", "bits": 8})", {"\"bits\"", "is 8"});
   refused(R"({"quant_method": "awq", "group_size": -1})", {"\"group_size\"", "is -1"});
+  refused(R"({"quant_method": "compressed-tensors", "format": "int-quantized", "config_groups": {"group_0":
+             {"weights": {"num_bits": 8, "type": "int", "strategy": "channel"}}}})",
+          {"\"format\"", "int-quantized", "pack-quantized", "float-quantized"});
   refused(R"({"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups": {"group_0":
-             {"weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}})",
-          {"\"format\"", "float-quantized", "pack-quantized"});
+             {"weights": {"num_bits": 4, "type": "float", "strategy": "group", "group_size": 32}}}})",
+          {"\"num_bits\"", "is 4", "8 bits"});
+  refused(R"({"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups": {"group_0":
+             {"weights": {"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128]}}}})",
+          {"\"block_structure\"", "[128]"});
   refused(R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0":
              {"weights": {"num_bits": 4, "type": "int", "strategy": "tensor"}}}})",
           {"\"strategy\"", "tensor"});
   refused(R"({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {}})",
           {"\"config_groups\""});
-  refused(R"({"quant_method": "fp8", "weight_block_size": [128, 128]})", {"\"fp8\"", "does not read"});
+  refused(R"({"quant_method": "fp8", "fmt": "e5m2"})", {"\"fmt\"", "e5m2", "e4m3"});
+  refused(R"({"quant_method": "fp8", "weight_block_size": [128, 0]})", {"\"weight_block_size\"", "[128,0]"});
+  refused(R"({"quant_method": "bitsandbytes", "load_in_4bit": true})", {"\"bitsandbytes\"", "does not read"});
+}
+
+// The FP8 and MXFP4 configs as published: fine-grained blocks (default [128, 128]), compressed-
+// tensors' strategies as scale grids (scale_rows 0: one scale for the tensor), MXFP4's groups of 32.
+TEST(QuantizationConfig, Fp8AndMxfp4ConfigsAsPublished) {
+  auto read = [](const char* q) {
+    nlohmann::json j;
+    j["quantization_config"] = nlohmann::json::parse(q);
+    return weights::read_quantization_config(j, "config.json");
+  };
+  auto fp8 = read(R"({"quant_method": "fp8", "activation_scheme": "dynamic", "fmt": "e4m3", "weight_block_size": [64, 32],
+                      "modules_to_not_convert": ["lm_head"]})");
+  EXPECT_EQ(fp8.method, weights::PackedMethod::Fp8);
+  EXPECT_EQ(fp8.scale_rows, 64);
+  EXPECT_EQ(fp8.group_size, 32);
+  EXPECT_EQ(fp8.not_converted, std::vector<std::string>{"lm_head"});
+  fp8 = read(R"({"quant_method": "fp8"})");
+  EXPECT_EQ(fp8.scale_rows, 128);
+  EXPECT_EQ(fp8.group_size, 128);
+  auto ct = [&](const char* weights) {
+    return read((std::string(R"({"quant_method": "compressed-tensors", "format": "float-quantized", "config_groups":
+                 {"group_0": {"input_activations": {"num_bits": 8, "type": "float", "dynamic": true}, "weights": )") +
+                 weights + "}}}")
+                    .c_str());
+  };
+  const auto channel = ct(R"({"num_bits": 8, "type": "float", "strategy": "channel"})");
+  EXPECT_EQ(channel.method, weights::PackedMethod::CompressedFloat);
+  EXPECT_EQ(channel.scale_rows, 1);
+  EXPECT_EQ(channel.group_size, 0);
+  const auto tensor = ct(R"({"num_bits": 8, "type": "float", "strategy": "tensor"})");
+  EXPECT_EQ(tensor.scale_rows, 0);
+  EXPECT_EQ(tensor.group_size, 0);
+  const auto block = ct(R"({"num_bits": 8, "type": "float", "strategy": "block", "block_structure": [128, 64]})");
+  EXPECT_EQ(block.scale_rows, 128);
+  EXPECT_EQ(block.group_size, 64);
+  const auto mx = read(R"({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn"]})");
+  EXPECT_EQ(mx.method, weights::PackedMethod::Mxfp4);
+  EXPECT_EQ(mx.group_size, 32);
 }
 
 }  // namespace

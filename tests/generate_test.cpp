@@ -289,7 +289,8 @@ INSTANTIATE_TEST_SUITE_P(Families, GenerateOracle,
 // the oracle runs the dequantized weights in float64.
 INSTANTIATE_TEST_SUITE_P(QuantizedCheckpoints, GenerateOracle,
                          ::testing::Values("gptq_qwen3", "gptq_qwen3_actorder", "gptq_qwen3_8bit", "gptq_qwen3_g_uneven",
-                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3"));
+                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3",
+                                           "ct_fp8_qwen3", "ct_fp8_tensor_qwen3", "fp8_block_qwen3", "gpt_oss_mxfp4"));
 
 // ---------------------------------------------------------------------------------------------
 // Bitwise batch invariance (DESIGN 2.7): tokens and scores of each prompt are the same alone and

@@ -13,6 +13,8 @@
 #include <numeric>
 #include <random>
 #include <tuple>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -22,9 +24,25 @@ namespace {
 
 using weights::GroupedShape;
 
-// Random codes, zeros and scales of a [n, k] grouped matrix, and the float matrix of its values
-// computed here by arithmetic: (q - z) * s in double (exact: at most 9 + 8 bits) for 16-bit
-// scales, in float for float32 scales (the one rounding the kernel does too).
+// The value of a float8 e4m3fn code and of a float4 e2m1 code, from the formats' definitions
+// (OCP 8-bit floating point, e4m3: bias 7, subnormals at exponent 0; OCP microscaling, e2m1:
+// bias 1), written out here independently of the library's decoders.
+double e4m3_reference(unsigned q) {
+  const unsigned e = (q >> 3) & 15, m = q & 7;
+  const double magnitude = e == 0 ? m / 8.0 * std::ldexp(1.0, -6) : (1 + m / 8.0) * std::ldexp(1.0, static_cast<int>(e) - 7);
+  return q & 0x80 ? -magnitude : magnitude;
+}
+double e2m1_reference(unsigned q) {
+  const unsigned e = (q >> 1) & 3, m = q & 1;
+  const double magnitude = e == 0 ? m * 0.5 : (1 + m * 0.5) * std::ldexp(1.0, static_cast<int>(e) - 1);
+  return q & 8 ? -magnitude : magnitude;
+}
+
+// Random codes, zeros and scales of a [n, k] grouped matrix of `codes` (Q4, Q8, FP8, FP4), and the
+// matrix of its values computed here by arithmetic: the code's value (q - z, or the float code's)
+// times s in double, exact where the scale has at most 16 significant bits (F16, BF16, E8M0) and
+// in double for float32 scales; the float kernels round that product once, so for float
+// activations a float32 scale's product is taken in float.
 struct RandomGrouped {
   GroupedShape shape;
   std::vector<unsigned> codes, zeros;  // [n, k], [n, groups]
@@ -32,9 +50,10 @@ struct RandomGrouped {
   std::vector<double> scales;
   WeightMatrix matrix;
 
-  RandomGrouped(int bits, std::size_t n, std::size_t k, std::size_t group, WeightType scale_type, bool act_order,
-                std::mt19937& rng)
-      : shape{bits, n, k, group, (k + group - 1) / group, scale_type, {}} {
+  RandomGrouped(WeightType code_type, std::size_t n, std::size_t k, std::size_t group, WeightType scale_type,
+                bool act_order, std::mt19937& rng)
+      : shape{code_type, n, k, group, (k + group - 1) / group, scale_type, {}} {
+    const int bits = code_type == WeightType::Q4 || code_type == WeightType::FP4 ? 4 : 8;
     const unsigned top = (1u << bits) - 1;
     if (act_order) {  // act-order: the groups of a random permutation of k, as GPTQ's desc_act writes them
       std::vector<std::uint32_t> order(k);
@@ -43,9 +62,13 @@ struct RandomGrouped {
       shape.group_of.resize(k);
       for (std::size_t i = 0; i < k; ++i) shape.group_of[order[i]] = static_cast<std::uint32_t>(i / group);
     }
-    for (std::size_t i = 0; i < n * k; ++i) codes.push_back(rng() & top);
+    for (std::size_t i = 0; i < n * k; ++i) {
+      unsigned q = rng() & top;
+      if (code_type == WeightType::FP8 && (q & 0x7F) == 0x7F) q &= 0xFE;  // not the NaN codes
+      codes.push_back(q);
+    }
     for (std::size_t i = 0; i < n * shape.groups; ++i) {
-      zeros.push_back(bits == 4 ? rng() % 17 : rng() & top);  // 4 bits: 16 too (GPTQ's zero - 1 of 15, plus 1)
+      zeros.push_back(!integer() ? 0 : bits == 4 ? rng() % 17 : rng() & top);  // 4 bits: 16 too (GPTQ's zero - 1 of 15, plus 1)
       // A positive scale of about 2^-12 to 2^-4, as 4- and 8-bit checkpoints hold.
       const double s = std::ldexp(1.0 + static_cast<double>(rng() % 1024) / 1024, -4 - static_cast<int>(rng() % 9));
       if (scale_type == WeightType::F32) {
@@ -56,6 +79,10 @@ struct RandomGrouped {
         const std::uint32_t b = std::bit_cast<std::uint32_t>(static_cast<float>(s)) >> 16;  // 8 significant bits
         scale_bits.push_back(b);
         scales.push_back(std::bit_cast<float>(b << 16));
+      } else if (scale_type == WeightType::E8M0) {  // 2^(e - 127), e anywhere from 0 (2^-127) to 140
+        const std::uint32_t e = rng() % 8 == 0 ? 0 : 100 + rng() % 41;
+        scale_bits.push_back(e);
+        scales.push_back(std::ldexp(1.0, static_cast<int>(e) - 127));
       } else {  // F16: 1 + m/1024 times 2^e is exactly a normal half
         const int e = static_cast<int>(std::floor(std::log2(s)));
         const auto m = static_cast<std::uint32_t>(std::ldexp(s, -e) * 1024 - 1024);
@@ -63,7 +90,7 @@ struct RandomGrouped {
         scales.push_back(std::ldexp(1024.0 + m, e - 10));
       }
     }
-    const std::size_t scale_bytes = scale_type == WeightType::F32 ? 4 : 2;
+    const std::size_t scale_bytes = scale_type == WeightType::F32 ? 4 : scale_type == WeightType::E8M0 ? 1 : 2;
     matrix = weights::pack_grouped(
         shape, [&](std::size_t r, std::size_t c) { return codes[r * k + c]; },
         [&](std::size_t r, std::size_t g) { return zeros[r * shape.groups + g]; },
@@ -71,6 +98,7 @@ struct RandomGrouped {
         2);
   }
 
+  bool integer() const { return shape.codes == WeightType::Q4 || shape.codes == WeightType::Q8; }
   std::size_t group(std::size_t c) const { return shape.group_of.empty() ? c / shape.group_size : shape.group_of[c]; }
 
   template <class Scalar>
@@ -80,8 +108,11 @@ struct RandomGrouped {
     for (std::size_t r = 0; r < n; ++r) {
       for (std::size_t c = 0; c < k; ++c) {
         const std::size_t g = r * shape.groups + group(c);
-        const int d = static_cast<int>(codes[r * k + c]) - static_cast<int>(zeros[g]);
-        const double v = shape.scale_type == WeightType::F32
+        const unsigned q = codes[r * k + c];
+        const double d = integer() ? static_cast<double>(static_cast<int>(q) - static_cast<int>(zeros[g]))
+                         : shape.codes == WeightType::FP8 ? e4m3_reference(q)
+                                                          : e2m1_reference(q);
+        const double v = std::is_same_v<Scalar, float> && shape.scale_type == WeightType::F32
                              ? static_cast<double>(static_cast<float>(d) * static_cast<float>(scales[g]))
                              : d * scales[g];
         w(static_cast<Eigen::Index>(r), static_cast<Eigen::Index>(c)) = static_cast<Scalar>(v);
@@ -106,15 +137,19 @@ void check_grouped_equals_its_values() {
   // panels or not, k long enough to be cut into blocks.
   for (auto [m, k, n, group] : {std::tuple{1, 32, 32, 32}, {3, 100, 70, 32}, {16, 256, 96, 128}, {5, 96, 33, 64},
                                 {40, 1000, 64, 128}, {1, 2048, 40, 128}, {20, 48, 130, 32}}) {
-    for (const int bits : {4, 8}) {
-      for (const WeightType scale_type : {WeightType::F16, WeightType::BF16, WeightType::F32}) {
+    for (const auto& [codes, scale_types] :
+         {std::pair{WeightType::Q4, std::vector{WeightType::F16, WeightType::BF16, WeightType::F32}},
+          std::pair{WeightType::Q8, std::vector{WeightType::F16, WeightType::BF16, WeightType::F32}},
+          std::pair{WeightType::FP8, std::vector{WeightType::F16, WeightType::BF16, WeightType::F32}},
+          std::pair{WeightType::FP4, std::vector{WeightType::E8M0, WeightType::BF16}}}) {
+      for (const WeightType scale_type : scale_types) {
         for (const bool act_order : {false, true}) {
-          const RandomGrouped w(bits, static_cast<std::size_t>(n), static_cast<std::size_t>(k),
+          const RandomGrouped w(codes, static_cast<std::size_t>(n), static_cast<std::size_t>(k),
                                 static_cast<std::size_t>(group), scale_type, act_order, rng);
-          ASSERT_EQ(w.matrix.type, bits == 4 ? WeightType::Q4 : WeightType::Q8);
+          ASSERT_EQ(w.matrix.type, codes);
           const Matrix<Scalar> dense = w.template values<Scalar>();
           const auto x = random_activations<Scalar>(m, k, rng);
-          const std::string what = std::to_string(bits) + "-bit " + std::string(weight_type_name(scale_type)) +
+          const std::string what = std::string(weight_type_name(codes)) + " " + std::string(weight_type_name(scale_type)) +
                                    " scales, " + (act_order ? "act-order " : "") + std::to_string(m) + "x" +
                                    std::to_string(k) + "x" + std::to_string(n) + " groups of " + std::to_string(group);
           // weight_row reads back every value.
@@ -146,11 +181,38 @@ TEST(Grouped, ProductEqualsTheProductWithItsValuesBitForBit) {
 
 TEST(Grouped, BytesAreTheCodesZerosAndScales) {
   std::mt19937 rng(2);
-  const RandomGrouped w(4, 70, 100, 32, WeightType::F16, false, rng);
+  const RandomGrouped w(WeightType::Q4, 70, 100, 32, WeightType::F16, false, rng);
   // ceil(70 / panel_cols) panels; per panel 100 panel rows of panel_cols / 2 bytes, and 4 groups of
   // panel_cols one-byte zeros and panel_cols two-byte scales.
   const std::size_t panels = (70 + panel_cols - 1) / panel_cols;
   EXPECT_EQ(w.matrix.bytes(), panels * (100 * panel_cols / 2 + 4 * (panel_cols + 2 * panel_cols)));
+  // MXFP4: the same codes, no zeros, one-byte scales; FP8: a byte a code, no zeros.
+  const RandomGrouped fp4(WeightType::FP4, 70, 96, 32, WeightType::E8M0, false, rng);
+  EXPECT_EQ(fp4.matrix.bytes(), panels * (96 * panel_cols / 2 + 3 * panel_cols));
+  const RandomGrouped fp8(WeightType::FP8, 70, 256, 128, WeightType::F32, false, rng);
+  EXPECT_EQ(fp8.matrix.bytes(), panels * (256 * panel_cols + 2 * 4 * panel_cols));
+}
+
+// Every e4m3 code but the two NaNs and every e2m1 code widens to the value the formats define
+// (the kernel's widening: a one-row product with a unit activation at each k, scale 1).
+TEST(Grouped, EveryFloatCodeWidensToItsValue) {
+  for (const WeightType codes : {WeightType::FP8, WeightType::FP4}) {
+    const std::size_t k = codes == WeightType::FP8 ? 256 : 16;
+    GroupedShape shape{codes, 1, k, k, 1, codes == WeightType::FP8 ? WeightType::F32 : WeightType::E8M0, {}};
+    const std::uint32_t one = codes == WeightType::FP8 ? std::bit_cast<std::uint32_t>(1.0f) : 127u;
+    const WeightMatrix w = weights::pack_grouped(
+        shape, [](std::size_t, std::size_t c) { return static_cast<unsigned>(c); }, [](std::size_t, std::size_t) { return 0u; },
+        [&](std::size_t, std::size_t, std::byte* out) { std::memcpy(out, &one, codes == WeightType::FP8 ? 4 : 1); });
+    for (std::size_t c = 0; c < k; ++c) {
+      if (codes == WeightType::FP8 && (c & 0x7F) == 0x7F) continue;
+      Matrix<float> x = Matrix<float>::Zero(1, static_cast<Eigen::Index>(k)), y;
+      x(0, static_cast<Eigen::Index>(c)) = 1.0f;
+      matmul_transposed(x, w, y, 1);
+      const double want = codes == WeightType::FP8 ? e4m3_reference(static_cast<unsigned>(c))
+                                                   : e2m1_reference(static_cast<unsigned>(c));
+      EXPECT_EQ(static_cast<double>(y(0, 0)), want) << weight_type_name(codes) << " code " << c;
+    }
+  }
 }
 
 // Int4 at load, AutoAWQ's asymmetric rule: s = (max - min) / 15 as float16, z = round(-min / s),

@@ -169,7 +169,8 @@ INSTANTIATE_TEST_SUITE_P(Families, ModelOracle,
 // the oracle runs the dequantized weights in float64.
 INSTANTIATE_TEST_SUITE_P(QuantizedCheckpoints, ModelOracle,
                          ::testing::Values("gptq_qwen3", "gptq_qwen3_actorder", "gptq_qwen3_8bit", "gptq_qwen3_g_uneven",
-                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3"));
+                                           "awq_qwen3", "ct_w4a16_qwen3", "ct_w4a16_asym_qwen3", "ct_w8a16_qwen3",
+                                           "ct_fp8_qwen3", "ct_fp8_tensor_qwen3", "fp8_block_qwen3", "gpt_oss_mxfp4"));
 
 TEST(ModelBf16, LoadsAndAgreesWithFloat32WithinBf16Rounding) {
   const auto f32_dir = test::shared_dir() / "models/stories260K", bf16_dir = test::shared_dir() / "models/stories260K-bf16";

@@ -271,10 +271,23 @@ void load_experts(const weights::WeightReader<Scalar>& read, const TensorNames& 
     }
     for (std::int64_t e = 0; e < experts; ++e) {
       ops::ExpertWeights<Scalar>& x = w.experts[static_cast<std::size_t>(e)];
-      const std::int64_t slab = e * hidden * 2 * inter;  // [hidden, 2 inter]: gate at even columns, up at odd
-      x.gate = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab, inter, hidden, 2, 2 * inter});
-      x.up = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab + 1, inter, hidden, 2, 2 * inter});
-      x.down = read.matrix_part(down, down_shape, TensorPart{e * inter * hidden, hidden, inter, 1, hidden});
+      if (auto gate = read.mxfp4_rows(gate_up, experts, 2 * inter, hidden, e, 0, 2, inter)) {
+        // MXFP4 (gpt-oss as published): [experts, 2 inter, hidden] blocks, gate at even rows, up at odd
+        auto rows = [&](const std::string& name, std::int64_t out, std::int64_t in, std::int64_t first, std::int64_t step,
+                        std::int64_t count) {
+          auto m = read.mxfp4_rows(name, experts, out, in, e, first, step, count);
+          if (!m) throw format_error(detail::cat("tensor ", name, "_blocks is missing; ", gate_up, "_blocks is MXFP4"));
+          return std::move(*m);
+        };
+        x.gate = std::move(*gate);
+        x.up = rows(gate_up, 2 * inter, hidden, 1, 2, inter);
+        x.down = rows(down, hidden, inter, 0, 1, hidden);
+      } else {
+        const std::int64_t slab = e * hidden * 2 * inter;  // [hidden, 2 inter]: gate at even columns, up at odd
+        x.gate = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab, inter, hidden, 2, 2 * inter});
+        x.up = read.matrix_part(gate_up, gate_up_shape, TensorPart{slab + 1, inter, hidden, 2, 2 * inter});
+        x.down = read.matrix_part(down, down_shape, TensorPart{e * inter * hidden, hidden, inter, 1, hidden});
+      }
       if (m.expert_bias) {
         x.gate_bias.resize(inter);
         x.up_bias.resize(inter);

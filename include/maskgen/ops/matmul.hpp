@@ -127,19 +127,20 @@ struct GroupedPanels {
   }
 };
 
-// Panel q's row of codes at p, widened with its group's zeros and scales into NV vectors of Scalar.
+// Panel q's row of codes at p, widened with its group's zeros and scales into NV vectors of Scalar:
+// the code's exact value times the scale, the product rounded to Scalar (so exact in double).
 template <class Scalar, class Codec, int NP>
 inline void widen_grouped_row(const typename Codec::storage* p, const GroupedPanels<Codec, NP>& groups, int q,
                               typename Simd<Scalar>::type* out) {
   typename Simd<float>::type values[2];
-  Codec::widen(p, groups.zero[q], groups.scale[q], values);
+  Codec::unscaled(p, groups.zero[q], values);
   if constexpr (std::is_same_v<Scalar, float>) {
-    out[0] = values[0];
-    out[1] = values[1];
+    out[0] = values[0] * groups.scale[q][0];
+    out[1] = values[1] * groups.scale[q][1];
   } else {
     using Wide = typename Vector<Scalar, Simd<float>::lanes>::type;  // two vectors of Scalar
     for (int h = 0; h < 2; ++h) {
-      const Wide wide = __builtin_convertvector(values[h], Wide);
+      const Wide wide = __builtin_convertvector(values[h], Wide) * __builtin_convertvector(groups.scale[q][h], Wide);
       std::memcpy(&out[2 * h], &wide, sizeof wide);
     }
   }
@@ -396,8 +397,11 @@ void matmul_transposed(const Matrix<Scalar>& x, const WeightMatrix& w, Matrix<Sc
     case WeightType::BF16: run(detail::Bf16{}); break;
     case WeightType::F16: run(detail::F16{}); break;
     case WeightType::I8: run(detail::I8{}); break;
-    case WeightType::Q4: run(weights::GroupedCodes<4>{}); break;
-    case WeightType::Q8: run(weights::GroupedCodes<8>{}); break;
+    case WeightType::Q4: run(weights::GroupedCodes<WeightType::Q4>{}); break;
+    case WeightType::Q8: run(weights::GroupedCodes<WeightType::Q8>{}); break;
+    case WeightType::FP8: run(weights::GroupedCodes<WeightType::FP8>{}); break;
+    case WeightType::FP4: run(weights::GroupedCodes<WeightType::FP4>{}); break;
+    case WeightType::E8M0: throw std::logic_error("matmul_transposed: E8M0 is a type of scales, not of weights");
   }
   if (padded != n) y = wide.leftCols(static_cast<Eigen::Index>(n));
 }

@@ -48,10 +48,16 @@ void visit_codec(WeightType type, F&& f) {
 // The codec that reads the safetensors dtype named `dtype` ("BF16"), if one does.
 constexpr std::optional<WeightType> codec_for_dtype(std::string_view dtype) { return Codecs::reading(dtype); }
 
-// "F32", "F64", "BF16", "F16", "I8", "Q4", "Q8".
+// "F32", "F64", "BF16", "F16", "I8", "Q4", "Q8", "FP8", "FP4", "E8M0".
 inline std::string_view weight_type_name(WeightType type) {
-  if (type == WeightType::Q4) return "Q4";
-  if (type == WeightType::Q8) return "Q8";
+  switch (type) {
+    case WeightType::Q4: return "Q4";
+    case WeightType::Q8: return "Q8";
+    case WeightType::FP8: return "FP8";
+    case WeightType::FP4: return "FP4";
+    case WeightType::E8M0: return "E8M0";
+    default: break;
+  }
   std::string_view name = "?";
   visit_codec(type, [&]<class Codec>(Codec) { name = Codec::name; });
   return name;

@@ -31,7 +31,7 @@ struct WeightMatrix {
                                        // row r's values are q * scales[r]
   bool panels = false;                 // data is in the kernel's panel layout
   std::shared_ptr<const void> keep;    // keeps data (and scales, groups) alive
-  Groups groups{};                     // Q4, Q8 only (always in panels): codes' scales and zeros
+  Groups groups{};                     // grouped codes only (Q4, Q8, FP8, FP4; always in panels)
 
   bool grouped() const { return groups.bits != 0; }
   std::size_t element_bytes() const { return weights::element_bytes(type); }
@@ -41,7 +41,8 @@ struct WeightMatrix {
   std::size_t bytes() const {
     if (grouped()) {
       const std::size_t row = groups.row_bytes(panel_cols);
-      return panel_count() * (cols * row + groups.count * panel_cols * (1 + groups.scale_bytes()));
+      const std::size_t zero = groups.zeros ? 1 : 0;
+      return panel_count() * (cols * row + groups.count * panel_cols * (zero + groups.scale_bytes()));
     }
     return (panels ? panel_count() * panel_cols : rows) * cols * element_bytes();
   }
@@ -63,15 +64,17 @@ inline std::size_t element_index(const WeightMatrix& w, std::size_t r, std::size
   return (r / panel_cols) * w.cols * panel_cols + c * panel_cols + panel_slot(w.type, r % panel_cols);
 }
 
-// Element (r, c) of a grouped matrix, (q - z) * s, computed in float as the kernels compute it.
-inline float grouped_value(const WeightMatrix& w, std::size_t r, std::size_t c) {
+// Element (r, c) of a grouped matrix as the kernels compute it for Scalar activations: the code's
+// exact value before the scale (unscaled_value) times the scale, in Scalar.
+template <class Scalar = float>
+Scalar grouped_value(const WeightMatrix& w, std::size_t r, std::size_t c) {
   const Groups& g = w.groups;
   const std::size_t p = r / panel_cols, i = r % panel_cols, row = g.row_bytes(panel_cols), group = g.group(c);
   const auto* codes = reinterpret_cast<const std::uint8_t*>(w.data);
   const unsigned q = code_at(codes + (p * w.cols + c) * row, g.bits, panel_cols, i);
-  const unsigned z = g.zeros[(p * g.count + group) * panel_cols + i];
+  const unsigned z = g.zeros ? g.zeros[(p * g.count + group) * panel_cols + i] : 0;
   const float s = scale_at(g.scales + (p * g.count + group) * panel_cols * g.scale_bytes(), g.scale_type, i);
-  return static_cast<float>(static_cast<int>(q) - static_cast<int>(z)) * s;
+  return static_cast<Scalar>(unscaled_value(w.type, q, z)) * static_cast<Scalar>(s);
 }
 
 // Row r of `w` widened into out[0, cols), as the kernels widen it (times the row's scale for a
@@ -79,7 +82,7 @@ inline float grouped_value(const WeightMatrix& w, std::size_t r, std::size_t c) 
 template <class Scalar>
 void weight_row(const WeightMatrix& w, std::size_t r, Scalar* out) {
   if (w.grouped()) {
-    for (std::size_t c = 0; c < w.cols; ++c) out[c] = static_cast<Scalar>(grouped_value(w, r, c));
+    for (std::size_t c = 0; c < w.cols; ++c) out[c] = grouped_value<Scalar>(w, r, c);
     return;
   }
   const std::size_t first = element_index(w, r, 0);

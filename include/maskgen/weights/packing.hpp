@@ -117,11 +117,11 @@ inline WeightMatrix pack_strided(WeightType type, const std::byte* data, std::si
   return packed;
 }
 
-// The shape of a grouped matrix to pack (see grouped.hpp): [rows, cols] codes of `bits`, groups of
-// `group_size` along cols (or the assignment `group_of`, one group per column), scales of
-// `scale_type`.
+// The shape of a grouped matrix to pack (see grouped.hpp): [rows, cols] codes of `codes` (Q4, Q8,
+// FP8 or FP4), groups of `group_size` along cols (or the assignment `group_of`, one group per
+// column), scales of `scale_type`.
 struct GroupedShape {
-  int bits = 4;
+  WeightType codes = WeightType::Q4;
   std::size_t rows = 0, cols = 0;
   std::size_t group_size = 0;          // k of a group; the last one may be shorter
   std::size_t groups = 0;              // groups along cols
@@ -129,14 +129,18 @@ struct GroupedShape {
   std::vector<std::uint32_t> group_of;  // empty: column c is in group c / group_size
 };
 
+inline WeightType integer_codes_of(int bits) { return bits == 4 ? WeightType::Q4 : WeightType::Q8; }
+
 // A grouped matrix in the kernel's panels (grouped.hpp), from any packing: code(r, c) is the code
-// of element (r, c), zero(r, g) the zero (at most 255) and scale(r, g, out) writes the stored bytes of the scale
-// (scale_bytes of them) of row r in group g. Rows past the last are zero codes, zeros and scales.
+// of element (r, c), zero(r, g) the zero (at most 255; integer codes only, not called for float
+// codes) and scale(r, g, out) writes the stored bytes of the scale (scale_bytes of them) of row r
+// in group g. Rows past the last are zero codes, zeros and scales.
 template <class Code, class Zero, class Scale>
 WeightMatrix pack_grouped(const GroupedShape& shape, Code code, Zero zero, Scale scale, int threads = 1) {
-  Groups groups{shape.bits, shape.group_size, shape.groups, shape.scale_type, nullptr, nullptr, nullptr};
-  const WeightMatrix layout{shape.bits == 4 ? WeightType::Q4 : WeightType::Q8, nullptr, shape.rows, shape.cols,
-                            nullptr, true, nullptr, groups};
+  const int bits = code_bits(shape.codes);
+  const bool with_zeros = integer_codes(shape.codes);
+  Groups groups{bits, shape.group_size, shape.groups, shape.scale_type, nullptr, nullptr, nullptr};
+  const WeightMatrix layout{shape.codes, nullptr, shape.rows, shape.cols, nullptr, true, nullptr, groups};
   const std::size_t panels = layout.panel_count(), k = shape.cols, row = groups.row_bytes(panel_cols);
   const std::size_t scale_bytes = groups.scale_bytes(), count = shape.groups;
   struct Storage {
@@ -147,7 +151,7 @@ WeightMatrix pack_grouped(const GroupedShape& shape, Code code, Zero zero, Scale
     std::vector<std::uint32_t> group_of;
   };
   auto storage = std::make_shared<Storage>(panels * k * row);
-  storage->zeros.assign(panels * count * panel_cols, 0);
+  if (with_zeros) storage->zeros.assign(panels * count * panel_cols, 0);
   storage->scales.assign(panels * count * panel_cols * scale_bytes, std::byte{0});
   storage->group_of = shape.group_of;
   auto* codes = reinterpret_cast<std::uint8_t*>(storage->codes.data);
@@ -157,13 +161,12 @@ WeightMatrix pack_grouped(const GroupedShape& shape, Code code, Zero zero, Scale
       const std::size_t n = std::min(panel_cols, shape.rows - p * panel_cols);
       for (std::size_t c = 0; c < k; ++c) {
         std::uint8_t* dst = codes + (p * k + c) * row;
-        for (std::size_t i = 0; i < n; ++i) set_code(dst, shape.bits, panel_cols, i, code(p * panel_cols + i, c));
+        for (std::size_t i = 0; i < n; ++i) set_code(dst, bits, panel_cols, i, code(p * panel_cols + i, c));
       }
       for (std::size_t g = 0; g < count; ++g) {
-        std::uint8_t* z = storage->zeros.data() + (p * count + g) * panel_cols;
         std::byte* sc = storage->scales.data() + (p * count + g) * panel_cols * scale_bytes;
         for (std::size_t i = 0; i < n; ++i) {
-          z[i] = static_cast<std::uint8_t>(zero(p * panel_cols + i, g));
+          if (with_zeros) storage->zeros[(p * count + g) * panel_cols + i] = static_cast<std::uint8_t>(zero(p * panel_cols + i, g));
           scale(p * panel_cols + i, g, sc + i * scale_bytes);
         }
       }
@@ -171,7 +174,7 @@ WeightMatrix pack_grouped(const GroupedShape& shape, Code code, Zero zero, Scale
   });
   WeightMatrix packed = layout;
   packed.data = storage->codes.data;
-  packed.groups.zeros = storage->zeros.data();
+  packed.groups.zeros = with_zeros ? storage->zeros.data() : nullptr;
   packed.groups.scales = storage->scales.data();
   packed.groups.group_of = storage->group_of.empty() ? nullptr : storage->group_of.data();
   packed.keep = std::move(storage);

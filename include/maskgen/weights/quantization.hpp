@@ -86,7 +86,7 @@ inline std::pair<std::uint16_t, unsigned> quantize_group4(const float* w, std::s
 inline WeightMatrix quantize_int4(const float* w, std::size_t rows, std::size_t cols, const Int4Options& options,
                                   int threads = 1) {
   check_int4_options(options);
-  GroupedShape shape{4, rows, cols, options.group_size, (cols + options.group_size - 1) / options.group_size,
+  GroupedShape shape{WeightType::Q4, rows, cols, options.group_size, (cols + options.group_size - 1) / options.group_size,
                      WeightType::F16, {}};
   // Codes, zeros and scales of every group first (row-major), then packed.
   std::vector<std::uint8_t> codes(rows * cols);

@@ -11,6 +11,8 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,12 +27,16 @@ enum class PackedMethod {
   Gptq,               // quant_method "gptq": GPTQModel / AutoGPTQ
   Awq,                // quant_method "awq", version "gemm": AutoAWQ
   CompressedTensors,  // quant_method "compressed-tensors", format "pack-quantized": llm-compressor
+  CompressedFloat,    // quant_method "compressed-tensors", format "float-quantized": FP8 (e4m3) weights
+  Fp8,                // quant_method "fp8": fine-grained FP8 (e4m3) with a scale per block (weight_scale_inv)
+  Mxfp4,              // quant_method "mxfp4": gpt-oss's experts in MXFP4 (e2m1 codes, E8M0 scale per 32)
 };
 
 struct CheckpointQuantization {
   PackedMethod method = PackedMethod::None;
   int bits = 0;                    // 4 or 8
   std::int64_t group_size = 0;     // k of a group; 0: one group over the whole of k (GPTQ's -1, a channel)
+  std::int64_t scale_rows = 1;     // FP8: output rows that share a scale (a block's rows); 0: every row (a tensor's scale)
   bool symmetric = true;           // compressed-tensors: no zero points (codes offset by 2^(bits-1))
   bool zero_minus_one = false;     // GPTQ's first checkpoint format: qzeros hold zero - 1
   // The modules the config says it left as stored (modules_to_not_convert, ignore), as listed.
@@ -97,6 +103,19 @@ inline void check_group(const QuantFields& f, const char* key, std::int64_t grou
                                    whole_allowed ? " or -1 (one group over all inputs)" : ""));
 }
 
+// The [rows, columns] of a scale's block (FP8's weight_block_size, compressed-tensors' block_structure).
+inline std::pair<std::int64_t, std::int64_t> scale_block(const QuantFields& f, const char* key) {
+  const nlohmann::json& block = f.has(key) ? f.j[key] : nlohmann::json();
+  auto side = [&](std::size_t i) {
+    return block[i].is_number_integer() && block[i].get<std::int64_t>() > 0 &&
+           block[i].get<std::int64_t>() <= (std::int64_t{1} << 20);
+  };
+  if (!block.is_array() || block.size() != 2 || !side(0) || !side(1)) {
+    f.fail(key, maskgen::detail::cat("is ", block.dump(), "; expected [rows, columns] of a scale's block"));
+  }
+  return {block[0].get<std::int64_t>(), block[1].get<std::int64_t>()};
+}
+
 inline CheckpointQuantization read_gptq(const QuantFields& f, CheckpointQuantization q) {
   q.method = PackedMethod::Gptq;
   q.bits = static_cast<int>(f.integer("bits", 4));
@@ -135,7 +154,6 @@ inline CheckpointQuantization read_awq(const QuantFields& f, CheckpointQuantizat
 
 inline CheckpointQuantization read_compressed_tensors(const QuantFields& f, CheckpointQuantization q) {
   using maskgen::detail::cat;
-  q.method = PackedMethod::CompressedTensors;
   const std::string format = f.string("format", "");
   if (!f.has("config_groups") || !f.j["config_groups"].is_object() || f.j["config_groups"].empty()) {
     f.fail("config_groups", "is missing or empty; expected the quantization scheme of the Linear layers");
@@ -146,36 +164,77 @@ inline CheckpointQuantization read_compressed_tensors(const QuantFields& f, Chec
     if (!group.is_object()) throw format_error(cat(where, " is ", group.dump(), "; expected an object"));
     const QuantFields g{group, where};
     const std::string group_format = g.string("format", format);
-    if (group_format != "pack-quantized") {
-      g.fail("format", cat("is \"", group_format, "\"; maskgen reads compressed-tensors' \"pack-quantized\" format"));
+    if (group_format != "pack-quantized" && group_format != "float-quantized") {
+      g.fail("format", cat("is \"", group_format, "\"; maskgen reads compressed-tensors' \"pack-quantized\" and ",
+                           "\"float-quantized\" formats"));
     }
-    if (g.has("input_activations")) {
-      g.fail("input_activations", "are quantized; maskgen reads weight-only schemes (W4A16, W8A16)");
+    const bool floats = group_format == "float-quantized";
+    // FP8 weights are read whatever the activations' scheme (W8A8: activations stay float, which
+    // is the dequantized model's own computation, not the quantized one's); integer ones must be
+    // weight-only.
+    if (g.has("input_activations") && !floats) {
+      g.fail("input_activations", "are quantized; maskgen reads weight-only integer schemes (W4A16, W8A16)");
     }
     if (!g.has("weights") || !group["weights"].is_object()) g.fail("weights", "is missing; expected the weight scheme");
     const QuantFields w{group["weights"], where + " weights"};
-    const std::string type = w.string("type", "int");
-    if (type != "int") w.fail("type", cat("is \"", type, "\"; pack-quantized weights are integers"));
+    const std::string type = w.string("type", floats ? "float" : "int");
+    if (type != (floats ? "float" : "int")) {
+      w.fail("type", cat("is \"", type, "\"; ", group_format, " weights are ", floats ? "floats" : "integers"));
+    }
     const int bits = static_cast<int>(w.integer("num_bits", 0));
-    check_bits(w, "num_bits", bits, "compressed-tensors", {4, 8});
+    if (floats && bits != 8) w.fail("num_bits", cat("is ", bits, "; maskgen reads float-quantized weights of 8 bits (e4m3)"));
+    if (!floats) check_bits(w, "num_bits", bits, "compressed-tensors", {4, 8});
     const std::string strategy = w.string("strategy", "");
-    std::int64_t size = 0;
+    std::int64_t size = 0, rows = 1;
     if (strategy == "group") {
       size = w.integer("group_size", 0);
       check_group(w, "group_size", size, false);
+    } else if (floats && strategy == "tensor") {
+      rows = 0;
+    } else if (floats && strategy == "block") {
+      std::tie(rows, size) = scale_block(w, "block_structure");
     } else if (strategy != "channel") {
-      w.fail("strategy", cat("is \"", strategy, "\"; maskgen reads the \"group\" and \"channel\" strategies"));
+      w.fail("strategy", cat("is \"", strategy, "\"; maskgen reads the \"group\" and \"channel\" strategies",
+                             floats ? " and, for float weights, \"tensor\" and \"block\"" : ""));
     }
     const bool symmetric = w.boolean("symmetric", true);
-    if (!first && (bits != q.bits || size != q.group_size || symmetric != q.symmetric)) {
+    if (floats && !symmetric) w.fail("symmetric", "is false; float-quantized weights have no zero points");
+    const PackedMethod method = floats ? PackedMethod::CompressedFloat : PackedMethod::CompressedTensors;
+    if (!first && (method != q.method || bits != q.bits || size != q.group_size || rows != q.scale_rows ||
+                   symmetric != q.symmetric)) {
       throw format_error(cat(where, ": a second weight scheme; maskgen reads one scheme for every Linear layer"));
     }
+    q.method = method;
     q.bits = bits;
     q.group_size = size;
+    q.scale_rows = rows;
     q.symmetric = symmetric;
     first = false;
   }
   q.not_converted = f.strings("ignore");
+  return q;
+}
+
+// quant_method "fp8" (transformers' FineGrainedFP8Config): e4m3 weights, one weight_scale_inv per
+// block of weight_block_size [rows, columns] (default [128, 128]). Activations stay float.
+inline CheckpointQuantization read_fp8(const QuantFields& f, CheckpointQuantization q) {
+  using maskgen::detail::cat;
+  q.method = PackedMethod::Fp8;
+  q.bits = 8;
+  const std::string fmt = f.string("fmt", "e4m3");
+  if (fmt != "e4m3") f.fail("fmt", cat("is \"", fmt, "\"; maskgen reads FP8 weights in e4m3"));
+  q.scale_rows = q.group_size = 128;
+  if (f.has("weight_block_size")) std::tie(q.scale_rows, q.group_size) = scale_block(f, "weight_block_size");
+  q.not_converted = f.strings("modules_to_not_convert");
+  return q;
+}
+
+// quant_method "mxfp4" (gpt-oss): the experts' *_blocks and *_scales; everything else as stored.
+inline CheckpointQuantization read_mxfp4(const QuantFields& f, CheckpointQuantization q) {
+  q.method = PackedMethod::Mxfp4;
+  q.bits = 4;
+  q.group_size = 32;
+  q.not_converted = f.strings("modules_to_not_convert");
   return q;
 }
 
@@ -200,9 +259,12 @@ inline CheckpointQuantization read_quantization_config(const nlohmann::json& con
   if (method == "gptq") return detail::read_gptq(f, q);
   if (method == "awq") return detail::read_awq(f, q);
   if (method == "compressed-tensors") return detail::read_compressed_tensors(f, q);
+  if (method == "fp8") return detail::read_fp8(f, q);
+  if (method == "mxfp4") return detail::read_mxfp4(f, q);
   throw format_error(cat(q.source, " asks for quant_method ", method.empty() ? "(none given)" : "\"" + method + "\"",
-                         ", which maskgen does not read; it reads \"gptq\", \"awq\" (gemm) and \"compressed-tensors\" "
-                         "(pack-quantized) checkpoints, and F32, F64, BF16 and F16 tensors as stored"));
+                         ", which maskgen does not read; it reads \"gptq\", \"awq\" (gemm), \"compressed-tensors\" "
+                         "(pack-quantized, float-quantized), \"fp8\" and \"mxfp4\" checkpoints, and F32, F64, BF16 and F16 "
+                         "tensors as stored"));
 }
 
 // Refuses a config.json whose quantization_config maskgen does not read (read_quantization_config).

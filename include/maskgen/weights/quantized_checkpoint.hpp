@@ -21,8 +21,16 @@
 //     [2] = [out, in]; weight_g_idx I32 [in] where the scheme has act-order; symmetric: zero
 //     2^(bits-1); asymmetric: weight_zero_point I32 [ceil(out / per_word), groups], each zero
 //     plus 2^(bits-1) packed along the outputs (pack_to_int32 on dim 0).
-// Every tensor is checked against the shape the layer needs, scales for finiteness and group
-// indices for range, each error naming the tensor.
+// FP8 (transformers' FineGrainedFP8Config: quant_method "fp8"; compressed-tensors float-quantized):
+//   weight F8_E4M3 [out, in], e4m3fn codes; its scale weight_scale_inv ("fp8") or weight_scale
+//   (compressed-tensors) [ceil(out / rows), ceil(in / columns)] for blocks of [rows, columns]
+//   (a channel: [out, 1]; a group: [out, ceil(in / group)]; a tensor: [1] or []); value = e4m3 * s.
+// MXFP4 (gpt-oss's experts, as transformers' integrations/mxfp4.py reads them):
+//   name_blocks U8 [experts, out, in / 32, 16]: byte b of block k holds input 32 k + 2 b in its low
+//   nibble and 32 k + 2 b + 1 in its high one, e2m1 codes; name_scales U8 [experts, out, in / 32],
+//   E8M0: value = e2m1 * 2^(scale - 127).
+// Every tensor is checked against the shape the layer needs, scales for finiteness (and E8M0's
+// for a float's range), FP8 codes for NaN and group indices for range, each error naming the tensor.
 
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +38,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../detail/files.hpp"
@@ -149,7 +158,7 @@ inline WeightMatrix read_gptq(const SafetensorsCheckpoint& file, const Checkpoin
                                       "GPTQ: [groups, out / (32 / bits)]");
   const ScaleTensor scales = scale_tensor(file, module + ".scales", {static_cast<std::int64_t>(groups), O},
                                           "GPTQ: [groups, out]");
-  GroupedShape shape{q.bits, rows, in, size, groups, scales.type, {}};
+  GroupedShape shape{integer_codes_of(q.bits), rows, in, size, groups, scales.type, {}};
   if (file.contains(module + ".g_idx")) {
     shape.group_of = group_indices(int_tensor(file, module + ".g_idx", {I}, "GPTQ: [in]", true), in, groups, size);
   }
@@ -192,7 +201,7 @@ inline WeightMatrix read_awq(const SafetensorsCheckpoint& file, const Checkpoint
                                           "AWQ: [in / group_size, out]");
   // Output 8 w + j is in nibble slot[j] of word w (the inverse of AWQ's order 0, 2, 4, 6, 1, 3, 5, 7).
   static constexpr std::size_t slot[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-  const GroupedShape shape{4, rows, in, size, groups, scales.type, {}};
+  const GroupedShape shape{WeightType::Q4, rows, in, size, groups, scales.type, {}};
   const std::size_t sb = scales.element_bytes(), words = out / 8;
   WeightMatrix w = pack_grouped(
       shape,
@@ -227,7 +236,7 @@ inline WeightMatrix read_compressed(const SafetensorsCheckpoint& file, const Che
   }
   const ScaleTensor scales = scale_tensor(file, module + ".weight_scale", {O, static_cast<std::int64_t>(groups)},
                                           "compressed-tensors: [out, groups]");
-  GroupedShape shape{q.bits, rows, in, size, groups, scales.type, {}};
+  GroupedShape shape{integer_codes_of(q.bits), rows, in, size, groups, scales.type, {}};
   if (file.contains(module + ".weight_g_idx")) {
     shape.group_of = group_indices(int_tensor(file, module + ".weight_g_idx", {I}, "compressed-tensors: [in]", true), in,
                                    groups, size);
@@ -257,11 +266,114 @@ inline WeightMatrix read_compressed(const SafetensorsCheckpoint& file, const Che
   return w;
 }
 
+// FP8 rows [first, first + rows) of `module` (e4m3 weight, block scales: see the header).
+inline WeightMatrix read_fp8(const SafetensorsCheckpoint& file, const CheckpointQuantization& q, const std::string& module,
+                             std::size_t out, std::size_t in, std::size_t first, std::size_t rows, int threads) {
+  const std::string name = module + ".weight";
+  const auto I = static_cast<std::int64_t>(in), O = static_cast<std::int64_t>(out);
+  (void)checked_shape(file, name, {O, I}, "FP8: [out, in]");
+  const auto all = file.file_of(name).bytes(name);
+  const auto codes = all.subspan(first * in, rows * in);
+  for (std::size_t i = 0; i < codes.size(); ++i) {
+    if ((static_cast<unsigned>(codes[i]) & 0x7Fu) == 0x7Fu) {
+      throw format_error(cat("tensor \"", name, "\" holds the e4m3 NaN code ",
+                             static_cast<unsigned>(codes[i]) == 0x7Fu ? "0x7F" : "0xFF", " at element ", first * in + i));
+    }
+  }
+  const std::size_t size = q.group_size > 0 ? static_cast<std::size_t>(q.group_size) : in;
+  const std::size_t groups = (in + size - 1) / size;
+  const bool whole = q.scale_rows == 0;  // one scale for the tensor
+  const std::size_t block_rows = whole ? out : static_cast<std::size_t>(q.scale_rows);
+  const std::string scale_name = module + (q.method == PackedMethod::Fp8 ? ".weight_scale_inv" : ".weight_scale");
+  std::vector<std::int64_t> scale_shape{static_cast<std::int64_t>((out + block_rows - 1) / block_rows),
+                                        static_cast<std::int64_t>(groups)};
+  if (whole && file.contains(scale_name)) {  // a tensor's scale: [1] or a scalar []
+    const auto& stored = file.info(scale_name).shape;
+    scale_shape = stored.empty() ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{1};
+  }
+  const ScaleTensor scales = scale_tensor(file, scale_name, scale_shape,
+                                          whole ? "a tensor's scale: [1]" : "[ceil(out / block rows), ceil(in / block columns)]");
+  const std::size_t sb = scales.element_bytes();
+  const GroupedShape shape{WeightType::FP8, rows, in, size, groups, scales.type, {}};
+  WeightMatrix w = pack_grouped(
+      shape, [&](std::size_t r, std::size_t i) { return static_cast<unsigned>(codes[r * in + i]); },
+      [](std::size_t, std::size_t) { return 0u; },
+      [&](std::size_t r, std::size_t g, std::byte* dst) {
+        const std::size_t at = whole ? 0 : ((first + r) / block_rows) * groups + g;
+        std::memcpy(dst, scales.bytes.data() + at * sb, sb);
+      },
+      threads);
+  maskgen::detail::release_mapped_pages(codes.data(), codes.size());
+  return w;
+}
+
 }  // namespace detail
+
+// The rows first, first + step, ... (`rows` of them) of expert e of an MXFP4 tensor `name`
+// (name + "_blocks", name + "_scales"; see the header) of [experts, out, in] values, as FP4 codes
+// with E8M0 scales. The read that reaches the expert's last row releases its mapped pages (gpt-oss
+// reads the gate's rows and the up's rows of one expert in turn).
+inline WeightMatrix read_mxfp4(const SafetensorsCheckpoint& file, const std::string& name, std::size_t experts,
+                               std::size_t out, std::size_t in, std::size_t e, std::size_t first, std::size_t step,
+                               std::size_t rows, int threads) {
+  using detail::cat;
+  if (in % 32 != 0) {
+    throw format_error(cat("tensor ", name, "_blocks packs ", in, " inputs; MXFP4 packs them in blocks of 32"));
+  }
+  if (e >= experts || step == 0 || (rows > 0 && first + step * (rows - 1) >= out)) {
+    throw argument_error(cat("rows ", first, " + ", step, " i (", rows, " of them) of expert ", e, " of tensor ", name,
+                             " with ", experts, " experts of ", out, " rows"));
+  }
+  const std::size_t blocks_per_row = in / 32;
+  const auto E = static_cast<std::int64_t>(experts), O = static_cast<std::int64_t>(out),
+             K = static_cast<std::int64_t>(blocks_per_row);
+  const TensorInfo& b = detail::checked_shape(file, name + "_blocks", {E, O, K, 16}, "MXFP4: [experts, out, in / 32, 16]");
+  const TensorInfo& s = detail::checked_shape(file, name + "_scales", {E, O, K}, "MXFP4: [experts, out, in / 32]");
+  for (const auto& [t, n] : {std::pair{&b, name + "_blocks"}, std::pair{&s, name + "_scales"}}) {
+    if (t->dtype != DType::U8) {
+      throw format_error(cat("tensor \"", n, "\" has dtype ", dtype_name(t->dtype), "; expected U8 (MXFP4)"));
+    }
+  }
+  const auto blocks = file.file_of(name + "_blocks").bytes(name + "_blocks").subspan(e * out * blocks_per_row * 16,
+                                                                                     out * blocks_per_row * 16);
+  const auto scales = file.file_of(name + "_scales").bytes(name + "_scales").subspan(e * out * blocks_per_row,
+                                                                                     out * blocks_per_row);
+  // E8M0 255 is NaN; from 253 on, 6 * 2^(e - 127) is past float's range.
+  for (std::size_t r = 0; r < rows; ++r) {
+    for (std::size_t k = 0; k < blocks_per_row; ++k) {
+      const auto v = static_cast<unsigned>(scales[(first + step * r) * blocks_per_row + k]);
+      if (v >= 253) {
+        const std::string what = v == 255 ? " (NaN)" : cat(" (2^", v - 127, ": 6 times it is past float's range)");
+        throw format_error(cat("tensor \"", name, "_scales\" holds E8M0 scale ", v, what, " at expert ", e, " row ",
+                               first + step * r, " block ", k));
+      }
+    }
+  }
+  const GroupedShape shape{WeightType::FP4, rows, in, 32, blocks_per_row, WeightType::E8M0, {}};
+  WeightMatrix w = pack_grouped(
+      shape,
+      [&](std::size_t r, std::size_t i) {
+        const auto byte = static_cast<unsigned>(blocks[(first + step * r) * blocks_per_row * 16 + i / 2]);
+        return i % 2 == 0 ? byte & 15u : byte >> 4;
+      },
+      [](std::size_t, std::size_t) { return 0u; },
+      [&](std::size_t r, std::size_t g, std::byte* dst) { *dst = scales[(first + step * r) * blocks_per_row + g]; },
+      threads);
+  if (rows > 0 && first + step * (rows - 1) == out - 1) {
+    maskgen::detail::release_mapped_pages(blocks.data(), blocks.size());
+    maskgen::detail::release_mapped_pages(scales.data(), scales.size());
+  }
+  return w;
+}
 
 // The name of a layer's packed codes under `q`'s method ("qweight", "weight_packed").
 inline std::string packed_tensor(const CheckpointQuantization& q, const std::string& module) {
-  return module + (q.method == PackedMethod::CompressedTensors ? ".weight_packed" : ".qweight");
+  switch (q.method) {
+    case PackedMethod::CompressedTensors: return module + ".weight_packed";
+    case PackedMethod::Gptq:
+    case PackedMethod::Awq: return module + ".qweight";
+    default: return module + ".weight";  // FP8: the weight itself, in F8_E4M3
+  }
 }
 
 // Rows [first, first + rows) of the linear layer `module` ("model.layers.0.self_attn.q_proj") of
@@ -272,6 +384,11 @@ inline std::optional<WeightMatrix> read_packed_layer(const SafetensorsCheckpoint
                                                      std::size_t first, std::size_t rows, int threads) {
   if (!q.packed() || !file.contains(packed_tensor(q, module))) return std::nullopt;
   switch (q.method) {
+    case PackedMethod::CompressedFloat:
+    case PackedMethod::Fp8:
+      if (file.info(module + ".weight").dtype != DType::F8_E4M3) return std::nullopt;  // left as stored
+      return detail::read_fp8(file, q, module, out, in, first, rows, threads);
+    case PackedMethod::Mxfp4: return std::nullopt;  // only experts are MXFP4 (read_mxfp4)
     case PackedMethod::Gptq: return detail::read_gptq(file, q, module, out, in, first, rows, threads);
     case PackedMethod::Awq: return detail::read_awq(file, q, module, out, in, first, rows, threads);
     case PackedMethod::CompressedTensors: return detail::read_compressed(file, q, module, out, in, first, rows, threads);

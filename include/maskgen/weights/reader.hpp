@@ -144,6 +144,17 @@ class WeightReader {
     return v;
   }
 
+  // Rows first, first + step, ... (`rows` of them) of expert e of the [experts, out, in] tensor
+  // `name` where the checkpoint holds it in MXFP4 (name + "_blocks", name + "_scales"; read_mxfp4),
+  // else nullopt.
+  std::optional<WeightMatrix> mxfp4_rows(const std::string& name, std::int64_t experts, std::int64_t out,
+                                         std::int64_t in, std::int64_t e, std::int64_t first, std::int64_t step,
+                                         std::int64_t rows) const {
+    if (packed_.method != PackedMethod::Mxfp4 || !checkpoint_->contains(name + "_blocks")) return std::nullopt;
+    auto u = [](std::int64_t v) { return static_cast<std::size_t>(std::max<std::int64_t>(v, 0)); };
+    return read_mxfp4(*checkpoint_, name, u(experts), u(out), u(in), u(e), u(first), u(step), u(rows), threads_);
+  }
+
   // Whether the checkpoint holds a tensor of this name (for a matrix "....weight", its packed codes
   // count too).
   bool contains(const std::string& name) const {
