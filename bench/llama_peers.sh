@@ -5,9 +5,11 @@
 # has the commands that make them):
 #   PEERS/llama.cpp/build/bin/{llama-bench,llama-batched-bench}
 #   MODELS/tinyllama-{F32,BF16,F16}/          make_random_model --tinyllama --dtype ...
-#   MODELS/tinyllama-{f32,BF16,F16,Q8_0}.gguf  export_llama2c + llama-convert-llama2c-to-ggml + llama-quantize
+#   MODELS/tinyllama-{f32,BF16,F16,Q8_0,Q4_0,Q4_K_M}.gguf  export_llama2c + llama-convert-llama2c-to-ggml
+#                                                          + llama-quantize
 #   bash bench/llama_peers.sh PEERS MODELS [BUILD_DIR] [ROUNDS] [FORMATS]
-# FORMATS: any of F32 BF16 F16 INT8 (maskgen's int8 at load against Q8_0), default all four.
+# FORMATS: any of F32 BF16 F16 INT8 (maskgen's int8 at load against Q8_0), Q4_0 and Q4_K_M
+# (maskgen's int4 at load, groups of 32 with zero points, against each), default the first four.
 # Environment: TMP (tmpfs folder, default /dev/shm/maskgen-peers), OUT (results folder),
 # REPS (Google Benchmark repetitions, default 3).
 set -euo pipefail
@@ -26,6 +28,7 @@ for round in $(seq "$rounds"); do
   for format in $formats; do
     case "$format" in
       INT8) folder=tinyllama-F32; gguf=tinyllama-Q8_0.gguf; int8=--int8 ;;
+      Q4_0 | Q4_K_M) folder=tinyllama-F32; gguf="tinyllama-$format.gguf"; int8=--int4 ;;
       F32) folder=tinyllama-F32; gguf=tinyllama-f32.gguf; int8= ;;
       *) folder="tinyllama-$format"; gguf="tinyllama-$format.gguf"; int8= ;;
     esac

@@ -57,7 +57,7 @@ def main():
         ours, context = maskgen_figures(run)
         lb = llama_bench(results / ("r%s-%s-llama-bench.json" % (rnd, fmt)))
         bb = batched(results / ("r%s-%s-batched.txt" % (rnd, fmt)))
-        peer_name = {"INT8": "int8 / Q8_0"}.get(fmt, fmt)
+        peer_name = {"INT8": "int8 / Q8_0", "Q4_0": "int4 / Q4_0", "Q4_K_M": "int4 / Q4_K_M"}.get(fmt, fmt)
         rows = [
             ("prefill 128, batch 1", "BM_Prefill/1", lb.get("pp128"), "compute"),
             ("prefill 16 x 128", "BM_Prefill/16", bb.get(16, {}).get("S_PP"), "compute"),

@@ -179,6 +179,17 @@ TEST(Engine, RandomTrafficEqualsGenerateAloneQwen3Moe) {
 TEST(Engine, RandomTrafficEqualsGenerateAloneGptOss) {
   check_random_traffic("gpt_oss", maskgen::test::shared_dir() / "models/stories260K", 21);
 }
+// Quantized checkpoints as published: GPTQ with act-order (a group per k), fine-grained FP8 with
+// partial blocks, and gpt-oss with MXFP4 experts.
+TEST(Engine, RandomTrafficEqualsGenerateAloneGptqActOrder) {
+  check_random_traffic("gptq_qwen3_actorder", maskgen::test::shared_dir() / "models/stories260K", 22);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneFp8Blocks) {
+  check_random_traffic("fp8_block_qwen3", maskgen::test::shared_dir() / "models/stories260K", 23);
+}
+TEST(Engine, RandomTrafficEqualsGenerateAloneGptOssMxfp4) {
+  check_random_traffic("gpt_oss_mxfp4", maskgen::test::shared_dir() / "models/stories260K", 24);
+}
 TEST(Engine, RandomTrafficEqualsGenerateAloneStories260K) {
   check_random_traffic("stories260K", maskgen::test::shared_dir() / "models/stories260K", 13);
 }
